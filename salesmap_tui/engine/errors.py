@@ -1,0 +1,61 @@
+"""Errors a user can read: what failed, and the exit code it maps to (CONTRACT.md)."""
+
+from __future__ import annotations
+
+
+class SalesmapTuiError(Exception):
+    """Base class. `exit_code` follows CONTRACT.md; the message is shown as is, one line."""
+
+    exit_code = 1
+
+
+class UsageError(SalesmapTuiError):
+    """Usage, configuration or bad input: exit 2."""
+
+    exit_code = 2
+
+
+class MissingToken(UsageError):
+    pass
+
+
+class TokenRejected(UsageError):
+    """The API answered 401: never retried."""
+
+
+class LockHeld(UsageError):
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+class BadCheckpoint(UsageError):
+    pass
+
+
+class BadBackup(UsageError):
+    pass
+
+
+class ApiError(SalesmapTuiError):
+    """An API answer that is not retried (400/403/404, or a cursor loop): exit 1."""
+
+    def __init__(self, message: str, status: int | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class MaxRetriesExceeded(SalesmapTuiError):
+    """A request failed `max_retries + 1` times; the message starts with `max_retries_exceeded`."""
+
+    def __init__(self, message: str, attempts: int, last_status: int | None = None) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.last_status = last_status
+
+
+class RunCancelled(SalesmapTuiError):
+    """The cancel event was set (Ctrl+C, SIGTERM, the TUI's Cancel)."""
+
+    exit_code = 130
