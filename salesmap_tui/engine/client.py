@@ -1,0 +1,354 @@
+"""SalesmapClient: httpx requests through the global pacer, classified and retried with tenacity.
+
+Every answer (or transport error) goes through `classify`, the one response → action table.
+The token lives only in the request header: every message built here is run through a scrubber
+and never quotes httpx exceptions' request objects.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Literal
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from salesmap_tui.config import TOKEN_ENV, Settings
+from salesmap_tui.engine.endpoints import (
+    EndpointSpec,
+    MalformedEnvelope,
+    Page,
+    error_reason,
+    extract_page,
+    parse_envelope,
+)
+from salesmap_tui.engine.errors import (
+    ApiError,
+    MaxRetriesExceeded,
+    MissingToken,
+    TokenRejected,
+)
+from salesmap_tui.engine.events import EventSink, RequestRetried
+from salesmap_tui.engine.pacer import Pacer, cancellable_sleep, check_cancel
+
+ActionKind = Literal["ok", "retry", "rate_limited", "fail_auth", "fail"]
+HintSource = Literal["Retry-After header", "body hint"]
+WaitReason = Literal["Retry-After header", "body hint", "backoff"]
+
+# "8.316초 후 재시도해주세요." → 8.316
+_BODY_HINT = re.compile(r"(\d+(?:\.\d+)?)\s*초")
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class Action:
+    """What to do with one attempt's outcome."""
+
+    kind: ActionKind
+    message: str  # short, token-free cause: "503 Service Unavailable", "timeout (ReadTimeout)"
+    status: int | None = None
+    reason: str | None = None  # the server's own reason text, when it gave one
+    wait_hint: float | None = None  # seconds the server asked for (429 only), not yet capped
+    hint_source: HintSource | None = None
+    data: Any = None  # envelope["data"] when kind == "ok"
+
+
+def _status_text(response: httpx.Response) -> str:
+    phrase = httpx.codes.get_reason_phrase(response.status_code) or response.reason_phrase
+    return f"{response.status_code} {phrase}".strip()
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or HTTP date); None if unusable."""
+    if not value:
+        return None
+    match = _SECONDS.match(value)
+    if match:
+        return float(match.group(1))
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    delta = (when - now).total_seconds()
+    return delta if delta >= 0 else None
+
+
+def parse_body_hint(reason: str | None) -> float | None:
+    """Seconds from the body's `N초` hint (decimal allowed), None if there is none."""
+    if not reason:
+        return None
+    match = _BODY_HINT.search(reason)
+    return float(match.group(1)) if match else None
+
+
+def _transport_message(exc: httpx.HTTPError) -> str:
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timeout ({name})"
+    if isinstance(exc, httpx.ConnectError):
+        return f"connection failed ({name})"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return f"connection dropped ({name})"
+    return f"network error ({name})"
+
+
+def classify(outcome: httpx.Response | httpx.HTTPError, now: datetime) -> Action:
+    """THE response → action table.
+
+    | outcome                                   | action                                  |
+    |-------------------------------------------|-----------------------------------------|
+    | 2xx, envelope with success: true          | ok                                      |
+    | 2xx, not JSON / not the envelope          | retry (backoff)                         |
+    | 2xx, envelope with success: false         | fail (ApiError)                         |
+    | 401                                       | fail_auth (TokenRejected, no retry)     |
+    | 429                                       | rate_limited (Retry-After, body N초, backoff) |
+    | 408, 5xx                                  | retry (backoff)                         |
+    | other 4xx (400, 403, 404, ...), 1xx, 3xx  | fail (ApiError, no retry)               |
+    | timeout, connection / protocol error      | retry (backoff)                         |
+    | unsupported protocol (bad base URL)       | fail                                    |
+    """
+    if isinstance(outcome, httpx.HTTPError):
+        if isinstance(outcome, httpx.UnsupportedProtocol):
+            return Action("fail", f"unsupported URL scheme ({type(outcome).__name__})")
+        return Action("retry", _transport_message(outcome))
+
+    response = outcome
+    status = response.status_code
+    content = response.content
+    if 200 <= status < 300:
+        try:
+            data = parse_envelope(status, content, response.headers.get("content-type"))
+        except MalformedEnvelope as exc:
+            return Action("retry", str(exc), status=status)
+        except ApiError as exc:
+            return Action("fail", str(exc), status=status, reason=exc.reason)
+        return Action("ok", _status_text(response), status=status, data=data)
+
+    reason = error_reason(content)
+    text = _status_text(response)
+    message = f"{text} ({reason})" if reason else text
+    if status == 401:
+        return Action("fail_auth", message, status=status, reason=reason)
+    if status == 429:
+        hint = parse_retry_after(response.headers.get("retry-after"), now)
+        if hint is not None:
+            return Action("rate_limited", message, status, reason, hint, "Retry-After header")
+        hint = parse_body_hint(reason)
+        if hint is not None:
+            return Action("rate_limited", message, status, reason, hint, "body hint")
+        return Action("rate_limited", message, status=status, reason=reason)
+    if status == 408 or status >= 500:
+        return Action("retry", message, status=status, reason=reason)
+    return Action("fail", message, status=status, reason=reason)
+
+
+def compute_wait(action: Action, attempt: int, settings: Settings) -> tuple[float, WaitReason]:
+    """The wait before the next attempt after `attempt` (1-based) failed, capped at max_wait."""
+    cap = max(0.0, settings.max_wait)
+    if action.wait_hint is not None and action.hint_source is not None:
+        return min(action.wait_hint, cap), action.hint_source
+    base = settings.backoff_429 if action.kind == "rate_limited" else settings.backoff_base
+    # The exponent is bounded so a large max_retries cannot overflow a float.
+    return min(max(0.0, base) * 2.0 ** min(attempt - 1, 60), cap), "backoff"
+
+
+class _Retryable(Exception):
+    """Internal: an attempt that tenacity should retry; carries the classified outcome."""
+
+    def __init__(self, action: Action) -> None:
+        super().__init__(action.message)
+        self.action = action
+
+
+class SalesmapClient:
+    """GET requests against the Salesmap v2 API, paced, classified and retried."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pacer: Pacer,
+        on_event: EventSink,
+        cancel: threading.Event,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        clock_now: Callable[[], datetime] | None = None,
+    ) -> None:
+        if not settings.token:
+            raise MissingToken(f"no API token: set {TOKEN_ENV} in the environment")
+        self._settings = settings
+        self._token = settings.token
+        self._pacer = pacer
+        self._on_event = on_event
+        self._cancel = cancel
+        self._injected_sleep = sleep
+        self._clock_now = clock_now or (lambda: datetime.now(UTC))
+        self._max_attempts = max(0, settings.max_retries) + 1
+        self.requests_sent = 0
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            headers={
+                "Authorization": f"Bearer {settings.token}",
+                "Accept": "application/json",
+            },
+            timeout=httpx.Timeout(settings.request_timeout),
+            transport=transport,
+            # A redirect is answered as an error instead of carrying the token elsewhere.
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"SalesmapClient(base_url={self._settings.base_url!r})"
+
+    async def __aenter__(self) -> SalesmapClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- internals --------------------------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    async def _sleep(self, seconds: float) -> None:
+        if self._injected_sleep is None:
+            await cancellable_sleep(seconds, self._cancel)
+            return
+        check_cancel(self._cancel)
+        await self._injected_sleep(seconds)
+        check_cancel(self._cancel)
+
+    async def _attempt(self, path: str, params: dict[str, str] | None) -> Any:
+        await self._pacer.acquire(self._cancel)
+        self.requests_sent += 1
+        outcome: httpx.Response | httpx.HTTPError
+        try:
+            outcome = await self._http.get(path, params=params)
+        except httpx.HTTPError as exc:
+            outcome = exc
+        action = classify(outcome, self._clock_now())
+        if action.kind == "ok":
+            return action.data
+        if action.kind in ("retry", "rate_limited"):
+            raise _Retryable(action)
+        if action.kind == "fail_auth":
+            raise TokenRejected(
+                self._scrub(
+                    f"token rejected by the API (401: {action.reason or 'Unauthorized'}); "
+                    f"check {TOKEN_ENV}"
+                )
+            )
+        raise ApiError(
+            self._scrub(f"GET {path} failed: {action.message}"),
+            status=action.status,
+            reason=self._scrub(action.reason) if action.reason else None,
+        )
+
+    # --- public -----------------------------------------------------------------------------------
+    async def get_data(self, path: str, params: dict[str, str] | None, endpoint: str) -> Any:
+        """GET `path` (relative to the base URL) and return the envelope's `data`.
+
+        Raises TokenRejected (401), ApiError (other 4xx, error envelopes), MaxRetriesExceeded,
+        RunCancelled.
+        """
+        settings = self._settings
+
+        def wait(state: RetryCallState) -> float:
+            return compute_wait(_action_of(state), state.attempt_number, settings)[0]
+
+        def before_sleep(state: RetryCallState) -> None:
+            action = _action_of(state)
+            wait_s, reason = compute_wait(action, state.attempt_number, settings)
+            self._on_event(
+                RequestRetried(
+                    endpoint=endpoint,
+                    attempt=state.attempt_number,
+                    max_attempts=self._max_attempts,
+                    status=action.status,
+                    error=self._scrub(action.message),
+                    wait_s=wait_s,
+                    reason=reason,
+                )
+            )
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=wait,
+            retry=retry_if_exception_type(_Retryable),
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return await retrying(self._attempt, path, params)
+        except _Retryable as exc:
+            raise MaxRetriesExceeded(
+                self._scrub(
+                    f"max_retries_exceeded: GET {path} after {self._max_attempts} attempts: "
+                    f"{exc.action.message}"
+                ),
+                attempts=self._max_attempts,
+                last_status=exc.action.status,
+            ) from None
+
+    async def fetch_page(self, spec: EndpointSpec, cursor: str | None) -> Page:
+        """One page of `spec` starting after `cursor` (None: the first page)."""
+        params = {"cursor": cursor} if cursor else None
+        return extract_page(await self.get_data(spec.path, params, spec.name), spec)
+
+    def iter_pages(
+        self, spec: EndpointSpec, start_cursor: str | None = None
+    ) -> AsyncIterator[Page]:
+        """Pages of `spec` from `start_cursor` until the list ends.
+
+        Ends on a falsy next cursor or an empty page; a repeated cursor raises ApiError before the
+        page carrying it is yielded. A non-paginated spec is one call: its Page still shows any
+        nextCursor, for the caller to warn about.
+        """
+        return self._pages(spec, start_cursor)
+
+    async def _pages(self, spec: EndpointSpec, start_cursor: str | None) -> AsyncIterator[Page]:
+        cursor = start_cursor
+        seen: set[str] = {cursor} if cursor else set()
+        while True:
+            check_cancel(self._cancel)
+            page = await self.fetch_page(spec, cursor)
+            nxt = page.next_cursor
+            if not spec.paginated or not page.records or not nxt:
+                yield page
+                return
+            if nxt in seen:
+                raise ApiError(
+                    self._scrub(
+                        f"cursor loop on {spec.path}: nextCursor {nxt!r} repeated "
+                        f"(requested with cursor {cursor!r})"
+                    )
+                )
+            seen.add(nxt)
+            yield page
+            cursor = nxt
+
+
+def _action_of(state: RetryCallState) -> Action:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    if isinstance(exc, _Retryable):
+        return exc.action
+    raise RuntimeError("tenacity asked for a wait without a retryable outcome")  # unreachable

@@ -1,0 +1,183 @@
+"""The endpoint catalogue and the parsing of the API's envelope and cursor pages.
+
+Pure functions, no I/O: the client hands them bytes and dicts, they hand back data or raise.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from salesmap_tui.engine.errors import ApiError
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """One list endpoint: its table name, path under the base URL and the list key in `data`."""
+
+    name: str
+    path: str
+    list_key: str
+    paginated: bool
+
+
+ORGANIZATION = EndpointSpec("organization", "/organization", "organizationList", True)
+PEOPLE = EndpointSpec("people", "/people", "peopleList", True)
+DEAL = EndpointSpec("deal", "/deal", "dealList", True)
+LEAD = EndpointSpec("lead", "/lead", "leadList", True)
+MEMO = EndpointSpec("memo", "/memo", "memoList", True)
+# The seed reads /user and /team with one call each; a nextCursor there is reported, not followed.
+USER = EndpointSpec("user", "/user", "userList", False)
+TEAM = EndpointSpec("team", "/team", "teamList", False)
+
+SNAPSHOT_ENDPOINTS: tuple[EndpointSpec, ...] = (ORGANIZATION, PEOPLE, DEAL, LEAD, MEMO, USER, TEAM)
+
+# Documented as one page; a nextCursor is followed should one ever appear.
+WEBFORM_LIST = EndpointSpec("webForm", "/webForm", "webFormList", True)
+
+
+def webform_submit_spec(form_id: str) -> EndpointSpec:
+    """The submissions of one web form; the id is untrusted, so it is path-quoted."""
+    return EndpointSpec(
+        "webform_submit", f"/webForm/{quote(form_id, safe='')}/submit", "webFormSubmitList", True
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[dict[str, Any]]
+    next_cursor: str | None  # None when the list ended, by any documented form
+
+
+class MalformedEnvelope(ApiError):
+    """A 2xx answer whose body is not the `{success, data}` envelope (HTML, truncated JSON).
+
+    The client retries these: the docs and public clients saw HTML pages answered with 200.
+    """
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _short(value) if value.strip() else None
+    if isinstance(value, list):
+        parts = [t for t in (_as_text(v) for v in value) if t]
+        return _short("; ".join(parts)) if parts else None
+    return _short(json.dumps(value, ensure_ascii=False))
+
+
+def reason_from_body(body: Any) -> str | None:
+    """The readable reason of a decoded error envelope, in any of its documented shapes.
+
+    `{"success": false, "message", "reason": str | [str]}`, `{"message": ...}` or `{"error": ...}`;
+    `reason` wins over `message` because `message` is only the HTTP reason phrase.
+    """
+    if not isinstance(body, dict):
+        return None
+    for key in ("reason", "message", "error"):
+        text = _as_text(body.get(key))
+        if text:
+            return text
+    return None
+
+
+def error_reason(content: bytes) -> str | None:
+    """The server's reason from a raw error body, or None when the body is not a JSON envelope."""
+    try:
+        body = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return reason_from_body(body)
+
+
+def parse_envelope(status: int, content: bytes, content_type: str | None) -> Any:
+    """Return `data` of a success envelope.
+
+    Raises `MalformedEnvelope` for a 2xx body that is not JSON or not the envelope, and
+    `ApiError(status, reason)` for an error envelope (`success: false`) or a non-2xx status.
+    """
+    ctype = (content_type or "unknown").split(";")[0].strip() or "unknown"
+    try:
+        body = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        if not 200 <= status < 300:
+            raise ApiError(f"the API answered {status}", status=status) from None
+        looks_html = "html" in ctype or content.lstrip()[:1] == b"<"
+        what = "an HTML body" if looks_html else "a non-JSON body (HTML?)"
+        if not content.strip():
+            what = "an empty body"
+        raise MalformedEnvelope(
+            f"the API answered {status} with {what} ({ctype}, {len(content)} bytes); "
+            "is the base URL right (it must end in /v2)?",
+            status=status,
+        ) from None
+    reason = reason_from_body(body)
+    if not 200 <= status < 300:
+        raise ApiError(
+            f"the API answered {status}" + (f": {reason}" if reason else ""),
+            status=status,
+            reason=reason,
+        )
+    if isinstance(body, dict):
+        success = body.get("success")
+        if success is True and "data" in body:
+            return body["data"]
+        # Tolerate an envelope without the `success` flag as long as it carries `data`.
+        if success is None and "data" in body and not ({"error", "reason"} & body.keys()):
+            return body["data"]
+        if success is False or (success is None and reason is not None):
+            raise ApiError(
+                f"the API answered {status} with an error: {reason or 'no reason given'}",
+                status=status,
+                reason=reason,
+            )
+    raise MalformedEnvelope(
+        f"the API answered {status} with JSON that is not the {{success, data}} envelope "
+        f"({ctype}, {len(content)} bytes)",
+        status=status,
+    )
+
+
+def _cursor(data: dict[str, Any], spec: EndpointSpec) -> str | None:
+    raw = data.get("nextCursor") or data.get("nextCurosr")  # the second is a doc typo
+    if not raw:
+        return None
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return str(raw)
+    raise ApiError(f"unexpected nextCursor on {spec.path}: {type(raw).__name__}, not a string")
+
+
+def extract_page(data: Any, spec: EndpointSpec) -> Page:
+    """The records and next cursor of one page (`data` is the envelope's `data`)."""
+    if data is None:
+        return Page([], None)
+    if not isinstance(data, dict):
+        raise ApiError(
+            f"unexpected answer on {spec.path}: data is {type(data).__name__}, not an object"
+        )
+    raw = data.get(spec.list_key)
+    if raw is None:
+        records: list[dict[str, Any]] = []
+    elif isinstance(raw, list):
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict):
+                raise ApiError(
+                    f"unexpected answer on {spec.path}: {spec.list_key}[{i}] is "
+                    f"{type(item).__name__}, not an object"
+                )
+        records = raw
+    else:
+        raise ApiError(
+            f"unexpected answer on {spec.path}: {spec.list_key} is {type(raw).__name__}, not a list"
+        )
+    return Page(records, _cursor(data, spec))
