@@ -1,0 +1,939 @@
+"""Orchestration: a full run, a resumed run, or the web-form pass alone. Emits events.
+
+Order of a full run (DESIGN.md "Finishing"): lock → backup (fresh runs only) → temp DB with the
+live DB's webform_history carried over → concurrent crawl under one pacer, a checkpoint after
+every N committed pages → web-form pass on the temp DB → manifest and run_info → finalize →
+`replace_file_with_retry` → history record, checkpoint marked done, backup retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from salesmap_tui import __version__
+from salesmap_tui.config import ConfigError, Settings
+from salesmap_tui.engine import webform
+from salesmap_tui.engine.backup import apply_retention, make_backup
+from salesmap_tui.engine.checkpoint import Checkpoint, CheckpointManager, EndpointCheckpoint
+from salesmap_tui.engine.client import SalesmapClient
+from salesmap_tui.engine.endpoints import LEAD, SNAPSHOT_ENDPOINTS, EndpointSpec
+from salesmap_tui.engine.errors import (
+    BadCheckpoint,
+    MissingToken,
+    RunCancelled,
+    SalesmapTuiError,
+    TokenRejected,
+    UsageError,
+)
+from salesmap_tui.engine.events import (
+    BackupMade,
+    CheckpointSaved,
+    EndpointProgress,
+    EngineEvent,
+    EngineWarning,
+    EventSink,
+    PhaseChanged,
+    RequestRetried,
+    RunFinished,
+    RunResult,
+    RunStarted,
+    RunStatus,
+    WebformResult,
+)
+from salesmap_tui.engine.files import ensure_private_dir, fsync_file, replace_file_with_retry
+from salesmap_tui.engine.history import append_history, close_stale_running, make_record
+from salesmap_tui.engine.lock import RunLock
+from salesmap_tui.engine.pacer import Pacer
+from salesmap_tui.engine.runlog import RunLog
+from salesmap_tui.engine.runtag import new_run_tag, utc_now_iso
+from salesmap_tui.engine.writer import TableWriter, finalize_sqlite_connection, prepare_connection
+
+# tests and benchmarks may hand the engine an in-process transport
+TransportFactory = Callable[[], httpx.AsyncBaseTransport]
+
+PAGE_SIZE_GUESS = {LEAD.name: 10}
+MANIFEST_SQL = (
+    "CREATE TABLE IF NOT EXISTS manifest "
+    "(table_name TEXT PRIMARY KEY, rows INTEGER, cols INTEGER, pages INTEGER, errors TEXT)"
+)
+RUN_INFO_SQL = (
+    "CREATE TABLE IF NOT EXISTS run_info (run_tag TEXT PRIMARY KEY, started_at TEXT, "
+    "finished_at TEXT, status TEXT, base_url TEXT, tool_version TEXT)"
+)
+
+
+def check_paths(settings: Settings) -> None:
+    """Refuse paths no run could use, before anything is created."""
+    db = settings.db_path
+    if db.is_dir():
+        raise UsageError(f"--db-path {db} is a directory; give the path of the SQLite file")
+    parent = db.absolute().parent
+    if not parent.is_dir():
+        raise UsageError(f"the directory of --db-path does not exist: {parent}")
+    for option, path in (
+        ("--log-dir", settings.log_dir),
+        ("--checkpoint-dir", settings.checkpoint_dir),
+        ("--backup-dir", settings.backup_dir),
+    ):
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{option} {path} exists and is not a directory")
+
+
+def _prepare_common(settings: Settings) -> None:
+    try:
+        settings.validate()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if not settings.token:
+        raise MissingToken(
+            "no API token: set the environment variable SALESMAP_TOKEN "
+            "(Salesmap → settings → API) and run again"
+        )
+    check_paths(settings)
+    try:
+        for path in (settings.log_dir, settings.checkpoint_dir):
+            ensure_private_dir(path)
+    except OSError as exc:
+        raise UsageError(f"cannot create {exc.filename}: {exc.strerror}") from None
+
+
+def read_manifest_rows(db_path: Path) -> dict[str, int]:
+    """Rows per table from the live DB's manifest (the previous run's), for progress and ETA."""
+    if not db_path.is_file():
+        return {}
+    try:
+        conn = webform.open_readonly(db_path)
+        try:
+            if not webform.table_exists(conn, "manifest"):
+                return {}
+            return {str(t): int(r or 0) for t, r in conn.execute("SELECT table_name, rows FROM manifest")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return {}
+
+
+def _run_tag_of(db_path: Path) -> str | None:
+    try:
+        conn = webform.open_readonly(db_path)
+        try:
+            if not webform.table_exists(conn, "run_info"):
+                return None
+            row = conn.execute("SELECT run_tag FROM run_info LIMIT 1").fetchone()
+            return None if row is None else str(row[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+
+
+@dataclass
+class _Endpoint:
+    spec: EndpointSpec
+    state: EndpointCheckpoint
+    expected: int | None
+    writer: TableWriter | None = None
+    error: str | None = None
+    pages_since_checkpoint: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def chain_guess(self) -> float:
+        per_page = PAGE_SIZE_GUESS.get(self.spec.name, 50)
+        if self.expected is None:
+            return 1e12 if self.spec.name == LEAD.name else 1e11  # unknown: leads first
+        return max(0, self.expected - self.state.rows) / per_page
+
+
+class SnapshotRun:
+    """One full snapshot run (fresh or resumed). Holds the lock for its whole life."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        on_event: EventSink,
+        cancel: threading.Event,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self._sink = on_event
+        self.cancel = cancel
+        self.transport_factory = transport_factory
+        self.checkpoints = CheckpointManager(settings.checkpoint_dir)
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+        self.log: RunLog | None = None
+        self.conn: sqlite3.Connection | None = None
+        self.cp: Checkpoint | None = None
+        self.endpoints: dict[str, _Endpoint] = {}
+        self.started_mono = time.monotonic()
+
+    # --- events --------------------------------------------------------------------------------
+    def emit(self, event: EngineEvent) -> None:
+        if isinstance(event, RequestRetried):
+            self._log(
+                f"retry {event.endpoint} attempt {event.attempt}/{event.max_attempts}: "
+                f"{event.status or '-'} {event.error}; wait {event.wait_s:.2f} s ({event.reason})"
+            )
+            ep = self.endpoints.get(event.endpoint)
+            if ep is not None:
+                self._sink(
+                    EndpointProgress(
+                        ep.spec.name,
+                        "backoff",
+                        ep.state.pages,
+                        ep.state.rows,
+                        ep.expected,
+                        ep.state.cursor,
+                        event.wait_s,
+                    )
+                )
+        elif isinstance(event, EngineWarning):
+            self.warnings.append(event.message)
+            self._log(f"warning: {event.message}")
+        try:
+            self._sink(event)
+        except Exception:  # noqa: BLE001 - a broken UI callback must not break the snapshot
+            self._log("event sink failed:\n" + traceback.format_exc())
+
+    def _log(self, message: str) -> None:
+        if self.log is not None:
+            self.log.write(message)
+
+    def warn(self, message: str) -> None:
+        self.emit(EngineWarning(message))
+
+    def phase(self, phase: Any, detail: str = "") -> None:
+        self._log(f"phase: {phase}" + (f" ({detail})" if detail else ""))
+        self.emit(PhaseChanged(phase, detail))
+
+    def progress(self, ep: _Endpoint, state: Any) -> None:
+        self.emit(
+            EndpointProgress(
+                ep.spec.name, state, ep.state.pages, ep.state.rows, ep.expected, ep.state.cursor
+            )
+        )
+
+    # --- checkpoint --------------------------------------------------------------------------
+    def save_checkpoint(self, phase: str | None = None) -> None:
+        cp = self.cp
+        if cp is None:
+            return
+        if phase is not None:
+            cp.phase = phase
+        cp.endpoints = {name: ep.state for name, ep in self.endpoints.items()}
+        path = self.checkpoints.save(cp)
+        self._log(f"checkpoint saved: {path} (phase {cp.phase})")
+        self.emit(
+            CheckpointSaved(
+                str(path),
+                cp.run_tag,
+                cp.saved_at,
+                cp.phase,
+                {
+                    name: {
+                        "pages": s.pages,
+                        "rows": s.rows,
+                        "cursor": s.cursor,
+                        "done": s.done,
+                    }
+                    for name, s in cp.endpoints.items()
+                },
+            )
+        )
+
+    # --- main ----------------------------------------------------------------------------------
+    def execute(self) -> RunResult:
+        settings = self.settings
+        _prepare_common(settings)
+        lock = RunLock(settings.lock_path)
+        lock.acquire()
+        try:
+            close_stale_running(settings.history_path, str(settings.db_path))
+            self.cp = self._load_or_create_checkpoint()
+            return self._run()
+        finally:
+            lock.release()
+
+    def _load_or_create_checkpoint(self) -> Checkpoint:
+        s = self.settings
+        cp: Checkpoint | None = None
+        if s.resume_run_tag:
+            cp = self.checkpoints.load(s.resume_run_tag)
+            if cp.done:
+                raise BadCheckpoint(
+                    f"run {cp.run_tag} already finished; nothing to resume (start a fresh run)"
+                )
+        elif s.resume:
+            cp = self.checkpoints.latest_unfinished()
+            if cp is not None and Path(cp.db_path).absolute() != s.db_path.absolute():
+                cp = None
+            if cp is None:
+                self._pending_warning = "nothing to resume: no unfinished checkpoint; starting a fresh run"
+        if cp is not None:
+            self._check_resumable(cp)
+            self.resumed = True
+            return cp
+        self.resumed = False
+        tag = new_run_tag()
+        return Checkpoint(
+            run_tag=tag,
+            temp_db_path=str(s.temp_db_path(tag).absolute()),
+            db_path=str(s.db_path.absolute()),
+            settings=s.public_dict(),
+            backup_path=None,
+            phase="start",
+            started_at=utc_now_iso(),
+        )
+
+    def _check_resumable(self, cp: Checkpoint) -> None:
+        if Path(cp.db_path).absolute() != self.settings.db_path.absolute():
+            raise BadCheckpoint(
+                f"checkpoint {cp.run_tag} belongs to {cp.db_path}, not {self.settings.db_path}"
+            )
+        temp = Path(cp.temp_db_path)
+        if cp.phase == "swap" and not temp.exists():
+            return  # killed after the swap: finishing only records it
+        if not temp.is_file():
+            raise BadCheckpoint(
+                f"cannot resume {cp.run_tag}: its temp DB {temp} is gone; start a fresh run"
+            )
+        tag = _run_tag_of(temp)
+        if tag != cp.run_tag:
+            raise BadCheckpoint(
+                f"cannot resume {cp.run_tag}: temp DB {temp} belongs to run {tag or 'unknown'}"
+            )
+
+    def _history(self, status: RunStatus, result: RunResult | None = None) -> None:
+        cp = self.cp
+        assert cp is not None
+        if result is None:
+            record = make_record(
+                run_tag=cp.run_tag,
+                kind="snapshot",
+                status=status,
+                started_at=cp.started_at,
+                db_path=str(self.settings.db_path),
+                final_db_path=str(self.settings.db_path),
+                temp_db_path=cp.temp_db_path,
+                backup_path=cp.backup_path,
+                log_path=str(self.settings.log_path(cp.run_tag)),
+            )
+        else:
+            record = result_record(result)
+        append_history(self.settings.history_path, record)
+
+    def _run(self) -> RunResult:
+        s = self.settings
+        cp = self.cp
+        assert cp is not None
+        self.log = RunLog(s.log_path(cp.run_tag), s.token)
+        if self.log.failed:
+            raise UsageError(self.log.failed)
+        expected = read_manifest_rows(s.db_path)
+        for spec in SNAPSHOT_ENDPOINTS:
+            state = cp.endpoints.get(spec.name) or EndpointCheckpoint()
+            self.endpoints[spec.name] = _Endpoint(spec, state, expected.get(spec.name))
+        self._log(
+            f"{'resuming' if self.resumed else 'starting'} snapshot run {cp.run_tag}: "
+            f"db {s.db_path}, temp {cp.temp_db_path}, base URL {s.base_url}, "
+            f"settings {json.dumps(s.public_dict(), ensure_ascii=False)}"
+        )
+        self.emit(
+            RunStarted(
+                cp.run_tag,
+                "snapshot",
+                self.resumed,
+                str(s.db_path),
+                cp.temp_db_path,
+                str(s.log_path(cp.run_tag)),
+                s.base_url,
+                tuple(self.endpoints),
+                expected,
+                cp.started_at,
+            )
+        )
+        pending = getattr(self, "_pending_warning", None)
+        if pending:
+            self.warn(pending)
+        self._history("running")
+        status: RunStatus = "failed"
+        exit_code = 1
+        message = ""
+        webform_result: WebformResult | None = None
+        replaced = False
+        fallback: str | None = None
+        try:
+            if cp.phase == "swap" and not Path(cp.temp_db_path).exists():
+                return self._finish_after_swap()
+            if not self.resumed:
+                self._backup()
+            self._open_temp_db()
+            if cp.phase in ("start", "crawl"):
+                self.save_checkpoint("crawl")
+            webform_result = self._network()
+            self._finalize(webform_result)
+            replaced, fallback = self._swap()
+            status = "done" if replaced else "fallback"
+            if not replaced:
+                exit_code = 3
+                message = (
+                    f"snapshot done but {s.db_path} could not be replaced; the new DB is at "
+                    f"{fallback} and the live DB is as it was"
+                )
+            elif webform_result.status == "failed":
+                exit_code = 4
+                message = (
+                    f"snapshot done and {s.db_path} replaced, but the web-form pass failed: "
+                    f"{webform_result.error}; run --webform-only to retry it"
+                )
+            else:
+                exit_code = 0
+                message = f"snapshot done: {s.db_path} replaced"
+        except RunCancelled:
+            status, exit_code = "interrupted", 130
+            self._close_conn()
+            self._safe_checkpoint()
+            message = (
+                f"stopped; checkpoint saved — resume with --resume-run-tag {cp.run_tag} "
+                "(the live DB is untouched)"
+            )
+        except TokenRejected as exc:
+            status, exit_code = "failed", 2
+            self.errors.append(str(exc))
+            self._close_conn()
+            self._safe_checkpoint()
+            message = f"{exc}; the live DB is untouched"
+        except (SalesmapTuiError, OSError, sqlite3.Error) as exc:
+            status, exit_code = "failed", 1
+            text = _describe(exc)
+            if text not in self.errors:
+                self.errors.append(text)
+            self._log("run failed:\n" + traceback.format_exc())
+            self._write_failed_manifest()
+            self._close_conn()
+            self._safe_checkpoint()
+            message = (
+                f"run failed: {text}; the live DB is untouched; resume with "
+                f"--resume-run-tag {cp.run_tag}"
+            )
+        result = self._result(status, exit_code, message, webform_result, replaced, fallback)
+        self._finish(result)
+        return result
+
+    # --- phases --------------------------------------------------------------------------------
+    def _backup(self) -> None:
+        s = self.settings
+        cp = self.cp
+        assert cp is not None
+        if s.no_backup or not s.db_path.is_file() or cp.backup_path:
+            return
+        self.phase("backup")
+        ensure_private_dir(s.backup_dir)
+        dest = s.backup_path(cp.run_tag)
+        size = make_backup(s.db_path, dest)
+        cp.backup_path = str(dest)
+        self._log(f"backup: {dest} ({size} bytes)")
+        self.emit(BackupMade(str(dest), size))
+
+    def _open_temp_db(self) -> None:
+        cp = self.cp
+        assert cp is not None
+        self.phase("prepare")
+        conn = prepare_connection(Path(cp.temp_db_path))
+        self.conn = conn
+        conn.execute(RUN_INFO_SQL)
+        conn.execute(
+            "INSERT OR IGNORE INTO run_info VALUES (?, ?, NULL, 'running', ?, ?)",
+            (cp.run_tag, cp.started_at, self.settings.base_url, __version__),
+        )
+        conn.commit()
+        if cp.phase in ("start",):
+            copied = webform.carry_over(self.settings.db_path, conn)
+            self._log(f"webform_history: {copied} rows carried over from the live DB")
+        else:
+            webform.ensure_table(conn)
+            conn.commit()
+        for ep in self.endpoints.values():
+            ep.writer = TableWriter(conn, ep.spec.name, keep_payload=ep.spec.name == "memo")
+            if ep.state.pages:
+                actual = ep.writer.row_count()
+                if actual != ep.state.rows:
+                    self.warn(
+                        f"{ep.spec.name}: checkpoint says {ep.state.rows} rows, the temp DB has "
+                        f"{actual}; continuing (pages are upserted by id)"
+                    )
+                ep.state.rows = actual
+
+    def _network(self) -> WebformResult:
+        return asyncio.run(self._network_async())
+
+    async def _network_async(self) -> WebformResult:
+        s = self.settings
+        cp = self.cp
+        assert cp is not None
+        pacer = Pacer(
+            s.min_interval, s.rate_limit_requests, s.rate_limit_window, on_stats=self.emit
+        )
+        transport = self.transport_factory() if self.transport_factory else None
+        async with SalesmapClient(s, pacer, self.emit, self.cancel, transport=transport) as client:
+            if cp.phase in ("start", "crawl"):
+                self.phase("crawl")
+                await self._crawl(client)
+                failed = [ep for ep in self.endpoints.values() if ep.error]
+                if failed:
+                    raise CrawlFailed("; ".join(ep.error or "" for ep in failed))
+                self.save_checkpoint("webform")
+            self.phase("webform")
+            assert self.conn is not None
+            try:
+                result = await webform.update_webform_history(
+                    self.conn, client, cp.run_tag, self.emit, self.cancel, s.concurrency, self._log
+                )
+            except RunCancelled:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed pass never blocks the swap
+                self._log("web-form pass failed:\n" + traceback.format_exc())
+                result = WebformResult(status="failed", error=_describe(exc))
+        self._log(f"web-form pass: {json.dumps(result.as_dict(), ensure_ascii=False)}")
+        return result
+
+    async def _crawl(self, client: SalesmapClient) -> None:
+        todo = [ep for ep in self.endpoints.values() if not ep.state.done]
+        for ep in self.endpoints.values():
+            self.progress(ep, "done" if ep.state.done else "waiting")
+        todo.sort(key=lambda ep: ep.chain_guess, reverse=True)
+        sem = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(ep: _Endpoint) -> None:
+            async with sem:
+                await self._crawl_endpoint(client, ep)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for ep in todo:
+                    group.create_task(one(ep))
+        except BaseExceptionGroup as eg:
+            raise eg.exceptions[0] from None
+
+    async def _crawl_endpoint(self, client: SalesmapClient, ep: _Endpoint) -> None:
+        assert ep.writer is not None
+        ep.started = time.monotonic()
+        self.progress(ep, "fetching")
+        try:
+            if not ep.spec.paginated:
+                page = await client.fetch_page(ep.spec, None)
+                if page.next_cursor:
+                    self.warn(
+                        f"/{ep.spec.name} answered with a nextCursor; only its first page is "
+                        "read (as the seed does)"
+                    )
+                self._commit_page(ep, page.records, None)
+            else:
+                async for page in client.iter_pages(ep.spec, ep.state.cursor):
+                    if self.cancel.is_set():
+                        raise RunCancelled("cancelled")
+                    self._commit_page(ep, page.records, page.next_cursor)
+            ep.state.done = True
+            self.progress(ep, "done")
+            self._log(f"{ep.spec.name}: done, {ep.state.pages} pages, {ep.state.rows} rows")
+            self.save_checkpoint()
+        except (RunCancelled, TokenRejected):
+            raise
+        except SalesmapTuiError as exc:
+            ep.error = f"{ep.spec.name}: {exc}"
+            self._log(f"{ep.spec.name} failed: {exc}")
+            self.progress(ep, "failed")
+
+    def _commit_page(self, ep: _Endpoint, records: list[dict[str, Any]], cursor: str | None) -> None:
+        assert ep.writer is not None
+        stats = ep.writer.write_page(records)
+        if stats.skipped:
+            self.warn(f"{ep.spec.name}: {stats.skipped} records without an id were skipped")
+        if stats.new_columns and ep.state.pages:
+            self._log(f"{ep.spec.name}: new columns {', '.join(stats.new_columns)}")
+        # the page is committed: only now may the checkpoint move past it
+        ep.state.pages += 1
+        ep.state.rows += stats.rows
+        if cursor:
+            ep.state.cursor = cursor
+        self.progress(ep, "fetching")
+        ep.pages_since_checkpoint += 1
+        if ep.pages_since_checkpoint >= self.settings.checkpoint_interval:
+            ep.pages_since_checkpoint = 0
+            self.save_checkpoint()
+
+    def _manifest_rows(self) -> list[tuple[str, int, int, int, str]]:
+        rows = []
+        for ep in self.endpoints.values():
+            w = ep.writer
+            count = w.row_count() if w else ep.state.rows
+            cols = w.column_count() if w else 0
+            errors = [ep.error] if ep.error else []
+            rows.append((ep.spec.name, count, cols, ep.state.pages, json.dumps(errors)))
+        return rows
+
+    def _write_manifest(self, status: str) -> None:
+        conn = self.conn
+        cp = self.cp
+        assert conn is not None and cp is not None
+        manifest = self._manifest_rows()
+        conn.execute(MANIFEST_SQL)
+        conn.executemany("INSERT OR REPLACE INTO manifest VALUES (?, ?, ?, ?, ?)", manifest)
+        conn.execute(
+            "UPDATE run_info SET finished_at = ?, status = ? WHERE run_tag = ?",
+            (utc_now_iso(), status, cp.run_tag),
+        )
+        conn.commit()
+        for name, rows, cols, pages, errors in manifest:
+            self._log(f"manifest: {name} rows={rows} cols={cols} pages={pages} errors={errors}")
+        info = conn.execute("SELECT * FROM run_info").fetchone()
+        self._log(f"run_info: {info}")
+
+    def _write_failed_manifest(self) -> None:
+        if self.conn is None:
+            return
+        try:
+            self._write_manifest("failed")
+        except sqlite3.Error as exc:
+            self._log(f"could not write the manifest: {exc}")
+
+    def _finalize(self, wf: WebformResult) -> None:
+        cp = self.cp
+        assert cp is not None and self.conn is not None
+        self.phase("finalize")
+        self.save_checkpoint("finalize")
+        self._write_manifest("done")
+        self.tables = self._tables()
+        finalize_sqlite_connection(self.conn)
+        self.conn = None
+        fsync_file(Path(cp.temp_db_path))
+
+    def _tables(self) -> dict[str, dict[str, int]]:
+        tables: dict[str, dict[str, int]] = {}
+        for ep in self.endpoints.values():
+            w = ep.writer
+            if w is not None:
+                tables[ep.spec.name] = {"rows": w.row_count(), "cols": w.column_count()}
+        if self.conn is not None and webform.table_exists(self.conn, webform.TABLE):
+            n = self.conn.execute(f"SELECT COUNT(*) FROM {webform.TABLE}").fetchone()[0]
+            tables[webform.TABLE] = {"rows": int(n), "cols": len(webform.COLUMNS)}
+        return tables
+
+    def _swap(self) -> tuple[bool, str | None]:
+        s = self.settings
+        cp = self.cp
+        assert cp is not None
+        self.phase("swap")
+        self.save_checkpoint("swap")
+        outcome = replace_file_with_retry(
+            Path(cp.temp_db_path), s.db_path, s.fallback_db_path(cp.run_tag), log=self.warn
+        )
+        if outcome.replaced:
+            self._log(f"swap: {cp.temp_db_path} -> {s.db_path}")
+            return True, None
+        why = outcome.error or "replace failed"
+        holders = f" (held by {', '.join(outcome.holders)})" if outcome.holders else ""
+        self.errors.append(f"swap failed: {why}{holders}")
+        fb = str(outcome.fallback_path) if outcome.fallback_path else None
+        self._log(f"swap fell back: new DB at {fb}; live DB left as it was: {why}{holders}")
+        return False, fb
+
+    def _finish_after_swap(self) -> RunResult:
+        """Resumed after a kill between the swap and the history record: record it."""
+        s = self.settings
+        cp = self.cp
+        assert cp is not None
+        live_tag = _run_tag_of(s.db_path)
+        fb = s.fallback_db_path(cp.run_tag)
+        if live_tag == cp.run_tag:
+            status: RunStatus = "done"
+            code, fallback, replaced = 0, None, True
+            message = f"the swap had completed before the interruption: {s.db_path} is current"
+        elif fb.exists():
+            status, code, fallback, replaced = "fallback", 3, str(fb), False
+            message = f"the swap had fallen back before the interruption: new DB at {fb}"
+        else:
+            raise BadCheckpoint(
+                f"cannot resume {cp.run_tag}: its temp DB is gone and the live DB is not its "
+                "snapshot; start a fresh run"
+            )
+        self.tables = _tables_of(s.db_path if replaced else fb)
+        result = self._result(status, code, message, None, replaced, fallback)
+        self._finish(result)
+        return result
+
+    def _close_conn(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except sqlite3.Error:
+                pass
+            self.conn = None
+
+    def _safe_checkpoint(self) -> None:
+        try:
+            self.save_checkpoint()
+        except OSError as exc:
+            self.errors.append(f"could not save the checkpoint: {exc}")
+            self._log(f"could not save the checkpoint: {exc}")
+
+    def _result(
+        self,
+        status: RunStatus,
+        exit_code: int,
+        message: str,
+        wf: WebformResult | None,
+        replaced: bool,
+        fallback: str | None,
+    ) -> RunResult:
+        s = self.settings
+        cp = self.cp
+        assert cp is not None
+        tables = getattr(self, "tables", None)
+        if tables is None:
+            tables = {
+                name: {"rows": ep.state.rows, "cols": ep.writer.column_count() if ep.writer else 0}
+                for name, ep in self.endpoints.items()
+            }
+        finished = utc_now_iso()
+        return RunResult(
+            run_tag=cp.run_tag,
+            kind="snapshot",
+            status=status,
+            exit_code=exit_code,
+            started_at=cp.started_at,
+            finished_at=finished,
+            duration_s=round(time.monotonic() - self.started_mono, 3),
+            db_path=str(s.db_path),
+            final_db_path=str(s.db_path),
+            temp_db_path=cp.temp_db_path,
+            backup_path=cp.backup_path,
+            log_path=str(s.log_path(cp.run_tag)),
+            replaced=replaced,
+            fallback_path=fallback,
+            tables=tables,
+            errors=tuple(self.errors),
+            webform=wf,
+            message=message,
+        )
+
+    def _finish(self, result: RunResult) -> None:
+        s = self.settings
+        cp = self.cp
+        assert cp is not None
+        self._log(f"finished: {result.status} (exit {result.exit_code}): {result.message}")
+        try:
+            self._history(result.status, result)
+        except OSError as exc:
+            self._log(f"could not append the history record: {exc}")
+        if result.status in ("done", "fallback"):
+            cp.done = True
+            cp.phase = "done"
+            self._safe_checkpoint()
+            if s.keep_backups:
+                for removed in apply_retention(s.backup_dir, s.db_path, s.keep_backups):
+                    self._log(f"retention: removed {removed}")
+        self.emit(RunFinished(result))
+        if self.log is not None:
+            self.log.close()
+
+
+class CrawlFailed(SalesmapTuiError):
+    """One or more endpoints failed after their retries: the run fails, nothing is swapped."""
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)
+    return str(exc) or type(exc).__name__
+
+
+def _tables_of(db: Path) -> dict[str, dict[str, int]]:
+    tables: dict[str, dict[str, int]] = {}
+    try:
+        conn = webform.open_readonly(db)
+        try:
+            if webform.table_exists(conn, "manifest"):
+                for name, rows, cols in conn.execute("SELECT table_name, rows, cols FROM manifest"):
+                    tables[str(name)] = {"rows": int(rows or 0), "cols": int(cols or 0)}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass
+    return tables
+
+
+def result_record(result: RunResult) -> dict[str, Any]:
+    """The run history record (CONTRACT.md) for a finished run."""
+    return make_record(
+        run_tag=result.run_tag,
+        kind=result.kind,
+        status=result.status,
+        started_at=result.started_at,
+        finished_at=result.finished_at,
+        duration_s=result.duration_s,
+        db_path=result.db_path,
+        final_db_path=result.final_db_path,
+        temp_db_path=result.temp_db_path,
+        backup_path=result.backup_path,
+        log_path=result.log_path,
+        replaced=result.replaced,
+        fallback_path=result.fallback_path,
+        tables=result.tables,
+        error_count=len(result.errors),
+        errors=list(result.errors),
+        webform=result.webform.as_dict() if result.webform else None,
+    )
+
+
+def run_snapshot(
+    settings: Settings,
+    on_event: EventSink,
+    cancel: threading.Event,
+    transport_factory: TransportFactory | None = None,
+) -> RunResult:
+    if settings.webform_only:
+        return run_webform_only(settings, on_event, cancel, transport_factory)
+    return SnapshotRun(settings, on_event, cancel, transport_factory).execute()
+
+
+def run_webform_only(
+    settings: Settings,
+    on_event: EventSink,
+    cancel: threading.Event,
+    transport_factory: TransportFactory | None = None,
+) -> RunResult:
+    """The web-form pass on the live DB, in place, in one transaction; its own history record."""
+    _prepare_common(settings)
+    db = settings.db_path
+    if not db.is_file():
+        raise UsageError(f"no live DB at {db}: run a full snapshot first")
+    lock = RunLock(settings.lock_path)
+    lock.acquire()
+    try:
+        close_stale_running(settings.history_path, str(db))
+        tag = new_run_tag()
+        started = utc_now_iso()
+        t0 = time.monotonic()
+        log_path = settings.log_path(tag)
+        base = make_record(
+            run_tag=tag,
+            kind="webform",
+            status="running",
+            started_at=started,
+            db_path=str(db),
+            final_db_path=str(db),
+            log_path=str(log_path),
+        )
+        with RunLog(log_path, settings.token) as log:
+            log.write(f"starting webform-only run {tag} on {db} against {settings.base_url}")
+            on_event(
+                RunStarted(tag, "webform", False, str(db), None, str(log_path), settings.base_url, ())
+            )
+            append_history(settings.history_path, base)
+            on_event(PhaseChanged("webform"))
+            errors: list[str] = []
+            exit_code = 0
+            status: RunStatus = "done"
+            result_wf: WebformResult
+            try:
+                result_wf = asyncio.run(
+                    _webform_only_async(settings, on_event, cancel, tag, log.write, transport_factory)
+                )
+                if result_wf.status == "failed":
+                    status, exit_code = "failed", 1
+                    errors.append(result_wf.error or "web-form pass failed")
+            except RunCancelled:
+                status, exit_code = "interrupted", 130
+                result_wf = WebformResult(status="failed", error="interrupted")
+            except (SalesmapTuiError, OSError, sqlite3.Error) as exc:
+                status = "failed"
+                exit_code = exc.exit_code if isinstance(exc, SalesmapTuiError) else 1
+                errors.append(_describe(exc))
+                log.write("web-form pass failed:\n" + traceback.format_exc())
+                result_wf = WebformResult(status="failed", error=_describe(exc))
+            table = {}
+            try:
+                conn = webform.open_readonly(db)
+                try:
+                    n = conn.execute(f"SELECT COUNT(*) FROM {webform.TABLE}").fetchone()[0]
+                    table = {webform.TABLE: {"rows": int(n), "cols": len(webform.COLUMNS)}}
+                finally:
+                    conn.close()
+            except sqlite3.Error:
+                pass
+            if status == "done":
+                message = (
+                    f"web forms refreshed: {result_wf.new_rows} new rows, {result_wf.dropped} "
+                    f"dropped, {result_wf.skipped_forms} unknown forms skipped"
+                )
+            else:
+                message = f"web-form pass {status}: {'; '.join(errors) or result_wf.error}; " + (
+                    "webform_history is as it was"
+                )
+            result = RunResult(
+                run_tag=tag,
+                kind="webform",
+                status=status,
+                exit_code=exit_code,
+                started_at=started,
+                finished_at=utc_now_iso(),
+                duration_s=round(time.monotonic() - t0, 3),
+                db_path=str(db),
+                final_db_path=str(db),
+                temp_db_path=None,
+                backup_path=None,
+                log_path=str(log_path),
+                replaced=False,
+                fallback_path=None,
+                tables=table,
+                errors=tuple(errors),
+                webform=result_wf,
+                message=message,
+            )
+            log.write(f"finished: {status}: {message}")
+            append_history(settings.history_path, result_record(result))
+            on_event(RunFinished(result))
+            return result
+    finally:
+        lock.release()
+
+
+async def _webform_only_async(
+    settings: Settings,
+    on_event: EventSink,
+    cancel: threading.Event,
+    tag: str,
+    log: Callable[[str], None],
+    transport_factory: TransportFactory | None,
+) -> WebformResult:
+    pacer = Pacer(
+        settings.min_interval,
+        settings.rate_limit_requests,
+        settings.rate_limit_window,
+        on_stats=on_event,
+    )
+    transport = transport_factory() if transport_factory else None
+    conn = sqlite3.connect(settings.db_path, isolation_level="DEFERRED")
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        async with SalesmapClient(settings, pacer, on_event, cancel, transport=transport) as client:
+            return await webform.update_webform_history(
+                conn, client, tag, on_event, cancel, settings.concurrency, log
+            )
+    finally:
+        conn.close()
+
+

@@ -1,0 +1,323 @@
+"""The web-form pass: `update_webform_history` fills `webform_history` from form submissions.
+
+Allowed people are the distinct `peopleId` of deals; the forms read are those in the allowed
+people's `제출된 웹폼 목록` (or `/v2/webForm` when no record has that field). Rows accumulate across
+runs: the unique key `(webFormId, peopleId, createdAt, payload_hash)` makes a repeated pass add
+only new submissions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.request import pathname2url
+
+from salesmap_tui.config import Settings
+from salesmap_tui.engine.errors import ApiError, RunCancelled, TokenRejected
+from salesmap_tui.engine.events import EventSink, WebformProgress, WebformResult
+from salesmap_tui.engine.history import HistoryEntry, read_history
+from salesmap_tui.engine.runtag import utc_now_iso
+
+if TYPE_CHECKING:
+    from salesmap_tui.engine.api import WebformStatus
+    from salesmap_tui.engine.client import SalesmapClient
+
+TABLE = "webform_history"
+COLUMNS = (
+    "webFormId",
+    "webFormName",
+    "peopleId",
+    "organizationId",
+    "dealId",
+    "leadId",
+    "createdAt",
+    "contents",
+    "payload",
+    "payload_hash",
+    "run_tag",
+    "fetched_at",
+)
+FORMS_KEY = "제출된 웹폼 목록"
+CREATE_SQL = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    webFormId TEXT, webFormName TEXT, peopleId TEXT, organizationId TEXT, dealId TEXT,
+    leadId TEXT, createdAt TEXT, contents TEXT, payload TEXT, payload_hash TEXT, run_tag TEXT,
+    fetched_at TEXT,
+    UNIQUE (webFormId, peopleId, createdAt, payload_hash)
+)"""
+INSERT_SQL = (
+    f"INSERT OR IGNORE INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+)
+
+
+def ensure_table(conn: sqlite3.Connection) -> None:
+    conn.execute(CREATE_SQL)
+
+
+def table_exists(conn: sqlite3.Connection, table: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    return row is not None
+
+
+def table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    quoted = '"' + table.replace('"', '""') + '"'
+    return [str(row[1]) for row in conn.execute(f"PRAGMA table_info({quoted})")]
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection that can never create or change the file."""
+    return sqlite3.connect(f"file:{pathname2url(str(path.absolute()))}?mode=ro", uri=True)
+
+
+def carry_over(live_db: Path, conn: sqlite3.Connection, chunk: int = 1000) -> int:
+    """Copy the live DB's webform_history rows into `conn` (a new snapshot's temp DB)."""
+    ensure_table(conn)
+    if not live_db.exists():
+        conn.commit()
+        return 0
+    src = open_readonly(live_db)
+    copied = 0
+    try:
+        if not table_exists(src, TABLE):
+            return 0
+        present = [c for c in COLUMNS if c in set(table_columns(src, TABLE))]
+        if not present:
+            return 0
+        cols = ", ".join(present)
+        insert = (
+            f"INSERT OR IGNORE INTO {TABLE} ({cols}) VALUES ({', '.join('?' * len(present))})"
+        )
+        cursor = src.execute(f"SELECT {cols} FROM {TABLE}")
+        while rows := cursor.fetchmany(chunk):
+            conn.executemany(insert, rows)
+            copied += len(rows)
+        conn.commit()
+    finally:
+        src.close()
+    return copied
+
+
+def _as_id(value: Any) -> str | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, dict):
+        return _as_id(value.get("id"))
+    return str(value)
+
+
+def _json_list(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, list) else None
+    return None
+
+
+def allowed_people(conn: sqlite3.Connection) -> set[str]:
+    """Distinct `deal.peopleId` (the seed's allowed People ID set)."""
+    if not table_exists(conn, "deal") or "peopleId" not in table_columns(conn, "deal"):
+        return set()
+    rows = conn.execute('SELECT DISTINCT "peopleId" FROM deal WHERE "peopleId" IS NOT NULL')
+    return {str(r[0]) for r in rows if r[0] not in (None, "")}
+
+
+@dataclass
+class FormPlan:
+    forms: dict[str, str] = field(default_factory=dict)  # form id -> name
+    dropped_entries: int = 0  # list entries without a form id
+    from_people: bool = True
+
+
+def forms_from_people(conn: sqlite3.Connection, allowed: set[str]) -> FormPlan | None:
+    """Forms named in allowed people's `제출된 웹폼 목록`; None when no record has the field."""
+    if not table_exists(conn, "people") or FORMS_KEY not in table_columns(conn, "people"):
+        return None
+    plan = FormPlan()
+    seen_field = False
+    quoted = '"' + FORMS_KEY + '"'
+    for person_id, raw in conn.execute(f"SELECT id, {quoted} FROM people"):
+        entries = _json_list(raw)
+        if entries is None:
+            continue
+        seen_field = True
+        if str(person_id) not in allowed:
+            continue
+        for entry in entries:
+            form_id = _as_id(entry.get("id")) if isinstance(entry, dict) else None
+            if form_id is None:
+                plan.dropped_entries += 1
+                continue
+            name = entry.get("name") if isinstance(entry, dict) else None
+            plan.forms.setdefault(form_id, str(name) if name is not None else "")
+    return plan if seen_field else None
+
+
+def payload_hash(payload_text: str) -> str:
+    return hashlib.sha256(payload_text.encode("utf-8")).hexdigest()
+
+
+def submission_row(
+    form_id: str, form_name: str, sub: dict[str, Any], run_tag: str, fetched_at: str
+) -> tuple[Any, ...]:
+    payload = json.dumps(sub, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    contents = sub.get("contents")
+    return (
+        form_id,
+        form_name,
+        _as_id(sub.get("peopleId")),
+        _as_id(sub.get("organizationId")),
+        _as_id(sub.get("dealId")),
+        _as_id(sub.get("leadId")),
+        None if sub.get("createdAt") is None else str(sub.get("createdAt")),
+        None if contents is None else json.dumps(contents, ensure_ascii=False),
+        payload,
+        payload_hash(payload),
+        run_tag,
+        fetched_at,
+    )
+
+
+def _count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0])
+
+
+async def update_webform_history(
+    conn: sqlite3.Connection,
+    client: SalesmapClient,
+    run_tag: str,
+    on_event: EventSink,
+    cancel: threading.Event,
+    concurrency: int,
+    log: Any = None,
+) -> WebformResult:
+    """Fetch submissions of the forms allowed people submitted; insert the new ones.
+
+    All inserts happen in one transaction, committed at the end: a pass stopped half-way leaves
+    `webform_history` as it was. Per-form failures are counted and reported, never swallowed;
+    a cancel or a rejected token propagates (after a rollback).
+    """
+    from salesmap_tui.engine.endpoints import WEBFORM_LIST, webform_submit_spec
+
+    ensure_table(conn)
+    conn.commit()
+    before = _count(conn)
+    allowed = allowed_people(conn)
+    plan = forms_from_people(conn, allowed)
+    if plan is None:
+        plan = FormPlan(from_people=False)
+        async for page in client.iter_pages(WEBFORM_LIST):
+            for form in page.records:
+                form_id = _as_id(form.get("id"))
+                if form_id is None:
+                    plan.dropped_entries += 1
+                    continue
+                plan.forms.setdefault(form_id, str(form.get("name") or ""))
+    dropped = plan.dropped_entries
+    skipped: list[str] = []
+    errors: list[str] = []
+    done = 0
+    total = len(plan.forms)
+    fetched_at = utc_now_iso()
+    sem = asyncio.Semaphore(max(1, concurrency))
+
+    def progress() -> None:
+        on_event(
+            WebformProgress(done, total, _count(conn) - before, dropped, len(skipped))
+        )
+
+    async def one(form_id: str, form_name: str) -> None:
+        nonlocal dropped, done
+        async with sem:
+            try:
+                async for page in client.iter_pages(webform_submit_spec(form_id)):
+                    rows = []
+                    for sub in page.records:
+                        person = _as_id(sub.get("peopleId"))
+                        if person is None:
+                            dropped += 1
+                            continue
+                        if person not in allowed:
+                            continue
+                        rows.append(submission_row(form_id, form_name, sub, run_tag, fetched_at))
+                    if rows:
+                        conn.executemany(INSERT_SQL, rows)
+            except ApiError as exc:
+                if exc.status == 400:
+                    skipped.append(form_id)
+                    if log is not None:
+                        log(f"web form {form_id} skipped: {exc}")
+                else:
+                    errors.append(f"web form {form_id}: {exc}")
+            except (TokenRejected, RunCancelled):
+                raise
+            except Exception as exc:  # noqa: BLE001 - any other failure is this form's error
+                errors.append(f"web form {form_id}: {exc}")
+            done += 1
+            progress()
+
+    progress()
+    try:
+        async with asyncio.TaskGroup() as group:
+            for form_id, name in plan.forms.items():
+                group.create_task(one(form_id, name))
+    except BaseExceptionGroup as group_error:
+        conn.rollback()
+        first = group_error.exceptions[0]
+        raise first from None
+    except BaseException:
+        conn.rollback()
+        raise
+    new_rows = _count(conn) - before
+    conn.commit()
+    return WebformResult(
+        status="failed" if errors else "done",
+        forms=total,
+        new_rows=new_rows,
+        dropped=dropped,
+        skipped_forms=len(skipped),
+        error="; ".join(errors[:5]) if errors else None,
+    )
+
+
+def _last_webform_pass(entries: Iterator[HistoryEntry]) -> dict[str, Any] | None:
+    last: dict[str, Any] | None = None
+    for entry in entries:
+        rec = entry.record
+        if isinstance(rec.get("webform"), dict) and rec.get("status") != "running":
+            last = rec
+    return last
+
+
+def webform_status(settings: Settings) -> WebformStatus:
+    from salesmap_tui.engine.api import WebformStatus
+
+    history = (e for e in read_history(settings.history_path) if isinstance(e, HistoryEntry))
+    last = _last_webform_pass(history)
+    if not settings.db_path.is_file():
+        return WebformStatus(False, 0, None, 0, 0, last)
+    conn = open_readonly(settings.db_path)
+    try:
+        people = len(allowed_people(conn))
+        if not table_exists(conn, TABLE):
+            return WebformStatus(True, 0, None, 0, people, last)
+        rows, newest, forms = conn.execute(
+            f"SELECT COUNT(*), MAX(createdAt), COUNT(DISTINCT webFormId) FROM {TABLE}"
+        ).fetchone()
+        return WebformStatus(True, int(rows), newest, int(forms), people, last)
+    finally:
+        conn.close()
