@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from salesmap_tui.config import Settings
-from salesmap_tui.engine.backup import BackupInfo
+from salesmap_tui.engine.backup import BackupInfo, RestoreResult, VerifiedBackup
 from salesmap_tui.engine.checkpoint import Checkpoint, CheckpointInfo
 from salesmap_tui.engine.events import EventSink, RunResult, ignore_event
 from salesmap_tui.engine.history import HistoryEntry, HistoryProblem
@@ -40,23 +40,6 @@ __all__ = [
 
 # (stage, fraction done 0..1): stage is "gunzip" or "integrity"
 VerifyProgress = Callable[[str, float], None]
-
-
-@dataclass(frozen=True)
-class VerifiedBackup:
-    backup_path: Path
-    temp_path: Path  # the decompressed, integrity-checked SQLite file, next to the live DB
-    tables: dict[str, int]  # table -> rows
-    size_bytes: int  # decompressed size
-
-
-@dataclass(frozen=True)
-class RestoreResult:
-    run_tag: str
-    restored_from: Path
-    db_path: Path
-    previous_backup_path: Path | None  # where the replaced live DB was backed up (None: no DB)
-    tables: dict[str, int]
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import os
+import secrets
+import shutil
+import sqlite3
+import stat
+import threading
+import time
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from salesmap_tui.config import FILE_MODE, Settings
+from salesmap_tui.engine.errors import BadBackup
+from salesmap_tui.engine.events import BackupMade, EngineWarning, EventSink
+from salesmap_tui.engine.files import ensure_private_dir, fsync_dir, fsync_file, open_private
+from salesmap_tui.engine.runtag import is_run_tag, new_run_tag, utc_now_iso
+
+CHUNK = 1024 * 1024
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 @dataclass(frozen=True)
@@ -12,3 +32,344 @@ class BackupInfo:
     size_bytes: int
     mtime: float
     run_tag: str | None  # parsed from `<stem>_<run_tag>.db.gz`, None if the name does not match
+
+
+@dataclass(frozen=True)
+class VerifiedBackup:
+    backup_path: Path
+    temp_path: Path  # the decompressed, integrity-checked SQLite file, next to the live DB
+    tables: dict[str, int]  # table -> rows
+    size_bytes: int  # decompressed size
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    run_tag: str
+    restored_from: Path
+    db_path: Path
+    previous_backup_path: Path | None  # where the replaced live DB was backed up (None: no DB)
+    tables: dict[str, int]
+
+
+def _sidecars(path: Path) -> list[Path]:
+    return [path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal")]
+
+
+def _remove(*paths: Path) -> None:
+    for p in paths:
+        with contextlib.suppress(OSError):
+            p.unlink(missing_ok=True)
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    # a URI so a missing file is an error instead of a new empty DB
+    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+
+
+def make_backup(db_path: Path, dest: Path) -> int:
+    """Consistent gzip copy of `db_path` at `dest` (0600, atomic); returns its size in bytes.
+
+    On failure nothing partial is left and an OSError says what failed.
+    """
+    if not db_path.is_file():
+        raise FileNotFoundError(f"cannot back up {db_path}: no such file")
+    ensure_private_dir(dest.parent)
+    token = secrets.token_hex(4)
+    raw_tmp = dest.with_name(f"{dest.name}.{token}.sqlite.tmp")
+    gz_tmp = dest.with_name(f"{dest.name}.{token}.tmp")
+    try:
+        open_private(raw_tmp, "wb").close()
+        src = _connect_readonly(db_path)
+        try:
+            dst = sqlite3.connect(raw_tmp)
+            try:
+                # the online backup API: a consistent copy even while others read or write
+                src.backup(dst)
+                dst.execute("PRAGMA journal_mode=DELETE")
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        with open(raw_tmp, "rb") as fin, open_private(gz_tmp, "wb") as raw_out:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw_out, mtime=0) as gz:
+                shutil.copyfileobj(fin, gz, CHUNK)
+            raw_out.flush()
+            os.fsync(raw_out.fileno())
+        os.replace(gz_tmp, dest)
+        fsync_dir(dest.parent)
+    except sqlite3.Error as exc:
+        _remove(raw_tmp, gz_tmp, *_sidecars(raw_tmp))
+        raise OSError(f"cannot back up {db_path}: {exc}") from exc
+    except BaseException:
+        _remove(raw_tmp, gz_tmp, *_sidecars(raw_tmp))
+        raise
+    _remove(raw_tmp, *_sidecars(raw_tmp))
+    return dest.stat().st_size
+
+
+def _backup_run_tag(name: str, stem: str) -> str | None:
+    middle = name[len(stem) + 1 : -len(".db.gz")]
+    return middle if is_run_tag(middle) else None
+
+
+def list_backups(backup_dir: Path, db_path: Path) -> list[BackupInfo]:
+    """The `<stem>_*.db.gz` files in `backup_dir`, newest first (run tag, then mtime)."""
+    stem = db_path.stem
+    try:
+        entries = list(backup_dir.iterdir())
+    except OSError:
+        return []
+    out: list[BackupInfo] = []
+    for p in entries:
+        name = p.name
+        if not (name.startswith(stem + "_") and name.endswith(".db.gz")):
+            continue
+        if len(name) < len(stem) + 1 + len(".db.gz"):
+            continue
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        out.append(
+            BackupInfo(
+                path=p,
+                size_bytes=st.st_size,
+                mtime=st.st_mtime,
+                run_tag=_backup_run_tag(name, stem),
+            )
+        )
+    out.sort(key=lambda b: (b.run_tag is not None, b.run_tag or "", b.mtime), reverse=True)
+    return out
+
+
+def apply_retention(backup_dir: Path, db_path: Path, keep: int) -> list[Path]:
+    """Delete the oldest backups beyond the newest `keep`; returns what was deleted.
+
+    `keep=0` means keep all. Only files named `<stem>_<run_tag>.db.gz` are ever deleted: a
+    file whose name carries no run tag is not one of ours (or belongs to another DB's stem).
+    """
+    if keep <= 0:
+        return []
+    ours = [b for b in list_backups(backup_dir, db_path) if b.run_tag is not None]
+    deleted: list[Path] = []
+    for info in ours[keep:]:
+        try:
+            info.path.unlink()
+        except FileNotFoundError:
+            continue
+        deleted.append(info.path)
+    if deleted:
+        fsync_dir(backup_dir)
+    return deleted
+
+
+def verify_backup(
+    settings: Settings,
+    backup_path: Path,
+    on_progress: Callable[[str, float], None] | None,
+    cancel: threading.Event,
+) -> VerifiedBackup:
+    """Gunzip next to the live DB, check header and integrity, count rows; else `BadBackup`."""
+    progress = on_progress or (lambda stage, fraction: None)
+    try:
+        gz_size = backup_path.stat().st_size
+    except OSError as exc:
+        raise BadBackup(f"cannot read backup {backup_path}: {exc.strerror or exc}") from None
+    db_path = settings.db_path
+    try:
+        ensure_private_dir(db_path.parent)
+    except OSError as exc:
+        raise BadBackup(f"cannot use directory {db_path.parent}: {exc}") from None
+    temp = db_path.with_name(f"{db_path.name}.restore-{secrets.token_hex(4)}.tmp")
+    try:
+        size = _gunzip(backup_path, temp, gz_size, progress, cancel)
+        with open(temp, "rb") as fh:
+            if fh.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                raise BadBackup(f"backup {backup_path} does not hold a SQLite database")
+        if cancel.is_set():
+            raise BadBackup(f"verification of {backup_path} cancelled")
+        tables = _check_sqlite(temp, backup_path)
+        progress("integrity", 1.0)
+    except BadBackup:
+        _remove(temp, *_sidecars(temp))
+        raise
+    except BaseException:
+        _remove(temp, *_sidecars(temp))
+        raise
+    return VerifiedBackup(backup_path=backup_path, temp_path=temp, tables=tables, size_bytes=size)
+
+
+def _gunzip(
+    src: Path,
+    dest: Path,
+    gz_size: int,
+    progress: Callable[[str, float], None],
+    cancel: threading.Event,
+) -> int:
+    written = 0
+    try:
+        with open(src, "rb") as raw, open_private(dest, "wb") as out:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                while True:
+                    if cancel.is_set():
+                        raise BadBackup(f"verification of {src} cancelled")
+                    chunk = gz.read(CHUNK)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    written += len(chunk)
+                    progress("gunzip", min(raw.tell() / gz_size, 1.0) if gz_size else 1.0)
+            out.flush()
+            os.fsync(out.fileno())
+    except gzip.BadGzipFile as exc:
+        raise BadBackup(f"backup {src} is not a gzip file: {exc}") from None
+    except EOFError:
+        raise BadBackup(f"backup {src} is truncated (the gzip stream ends early)") from None
+    except zlib.error as exc:
+        raise BadBackup(f"backup {src} is corrupt: {exc}") from None
+    except OSError as exc:
+        raise BadBackup(f"cannot decompress backup {src}: {exc}") from None
+    progress("gunzip", 1.0)
+    return written
+
+
+def _check_sqlite(temp: Path, backup_path: Path) -> dict[str, int]:
+    try:
+        conn = sqlite3.connect(temp)
+    except sqlite3.Error as exc:
+        raise BadBackup(f"backup {backup_path} cannot be opened as SQLite: {exc}") from None
+    try:
+        # the copy must not depend on a -wal file that does not exist
+        conn.execute("PRAGMA journal_mode=DELETE")
+        rows = conn.execute("PRAGMA integrity_check").fetchall()
+        if [tuple(r) for r in rows] != [("ok",)]:
+            first = "; ".join(str(r[0]) for r in rows[:3])
+            raise BadBackup(f"backup {backup_path} fails the integrity check: {first}")
+        names = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+            )
+        ]
+        tables: dict[str, int] = {}
+        for name in names:
+            quoted = '"' + name.replace('"', '""') + '"'
+            tables[name] = int(conn.execute(f"SELECT COUNT(*) FROM {quoted}").fetchone()[0])
+        return tables
+    except sqlite3.Error as exc:
+        raise BadBackup(f"backup {backup_path} is not a usable SQLite database: {exc}") from None
+    finally:
+        conn.close()
+
+
+def _table_shapes(db_path: Path, rows: dict[str, int]) -> dict[str, dict[str, int]]:
+    shapes: dict[str, dict[str, int]] = {}
+    try:
+        conn = _connect_readonly(db_path)
+    except sqlite3.Error:
+        return {name: {"rows": n, "cols": 0} for name, n in rows.items()}
+    try:
+        for name, n in rows.items():
+            try:
+                cols = len(conn.execute("SELECT * FROM pragma_table_info(?)", (name,)).fetchall())
+            except sqlite3.Error:
+                cols = 0
+            shapes[name] = {"rows": n, "cols": cols}
+    finally:
+        conn.close()
+    return shapes
+
+
+def restore_backup(
+    settings: Settings, verified: VerifiedBackup, on_event: EventSink
+) -> RestoreResult:
+    """Under the run lock: back up the live DB, swap the verified copy in, record `restore`.
+
+    `LockHeld` propagates. On failure the live DB is as it was and the temp copy is removed.
+    """
+    from salesmap_tui.engine.history import append_history, make_record
+    from salesmap_tui.engine.lock import RunLock
+
+    db_path = settings.db_path
+    temp = verified.temp_path
+    try:
+        lock = RunLock(settings.lock_path)
+        lock.acquire()
+    except BaseException:
+        _remove(temp, *_sidecars(temp))
+        raise
+    run_tag = new_run_tag()
+    started_at = utc_now_iso()
+    t0 = time.monotonic()
+    safety: Path | None = None
+    try:
+        try:
+            if not temp.is_file():
+                raise BadBackup(f"the verified copy {temp} is gone; verify the backup again")
+            if db_path.exists():
+                safety = settings.backup_path(run_tag)
+                size = make_backup(db_path, safety)
+                on_event(BackupMade(path=str(safety), size_bytes=size))
+                # a stale -wal next to the live path would be replayed into the restored file;
+                # its content is in the safety backup just made
+                _remove(db_path.with_name(db_path.name + "-wal"))
+                _remove(db_path.with_name(db_path.name + "-shm"))
+                mode = stat.S_IMODE(db_path.stat().st_mode)
+            else:
+                mode = FILE_MODE
+            os.chmod(temp, mode)
+            fsync_file(temp)
+            os.replace(temp, db_path)
+            fsync_dir(db_path.parent)
+        except BaseException as exc:
+            _remove(temp, *_sidecars(temp))
+            with contextlib.suppress(Exception):
+                append_history(
+                    settings.history_path,
+                    make_record(
+                        run_tag=run_tag,
+                        kind="restore",
+                        status="failed",
+                        started_at=started_at,
+                        finished_at=utc_now_iso(),
+                        duration_s=round(time.monotonic() - t0, 3),
+                        db_path=str(db_path),
+                        temp_db_path=str(temp),
+                        backup_path=str(safety) if safety else None,
+                        errors=[str(exc) or type(exc).__name__],
+                        restored_from=str(verified.backup_path),
+                    ),
+                )
+            raise
+        record = make_record(
+            run_tag=run_tag,
+            kind="restore",
+            status="done",
+            started_at=started_at,
+            finished_at=utc_now_iso(),
+            duration_s=round(time.monotonic() - t0, 3),
+            db_path=str(db_path),
+            final_db_path=str(db_path),
+            temp_db_path=str(temp),
+            backup_path=str(safety) if safety else None,
+            replaced=True,
+            tables=_table_shapes(db_path, verified.tables),
+            restored_from=str(verified.backup_path),
+        )
+        try:
+            append_history(settings.history_path, record)
+        except OSError as exc:
+            # the swap is done and cannot be undone sensibly; say the record is missing
+            on_event(EngineWarning(f"restored, but could not write the history record: {exc}"))
+    finally:
+        lock.release()
+    return RestoreResult(
+        run_tag=run_tag,
+        restored_from=verified.backup_path,
+        db_path=db_path,
+        previous_backup_path=safety,
+        tables=dict(verified.tables),
+    )

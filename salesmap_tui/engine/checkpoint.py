@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from salesmap_tui.config import CHECKPOINT_RENAME_TRIES, FILE_MODE
+from salesmap_tui.engine.errors import BadCheckpoint
+from salesmap_tui.engine.files import ensure_private_dir, fsync_dir, fsync_file, open_private
+from salesmap_tui.engine.runtag import utc_now_iso
 
 
 @dataclass
@@ -43,3 +54,211 @@ class CheckpointInfo:
     temp_db_exists: bool
     temp_db_size: int | None
     mtime: float
+
+
+def checkpoint_to_dict(cp: Checkpoint) -> dict[str, Any]:
+    return dataclasses.asdict(cp)
+
+
+def checkpoint_from_dict(data: object) -> Checkpoint:
+    """Build a Checkpoint from parsed JSON; ValueError says which field is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    _require(data, "run_tag", str)
+    _require(data, "temp_db_path", str)
+    _require(data, "db_path", str)
+    _require(data, "settings", dict)
+    _require(data, "backup_path", (str, type(None)))
+    _require(data, "phase", str)
+    _require(data, "started_at", str)
+    _require(data, "saved_at", str, optional=True)
+    _require(data, "done", bool, optional=True)
+    _require(data, "endpoints", dict, optional=True)
+    _require(data, "version", int, optional=True)
+    endpoints: dict[str, EndpointCheckpoint] = {}
+    for name, ep in (data.get("endpoints") or {}).items():
+        if not isinstance(ep, dict):
+            raise ValueError(f"endpoint {name!r} is not an object")
+        _require(ep, "cursor", (str, type(None)), optional=True, where=f"endpoint {name!r}")
+        _require(ep, "pages", int, optional=True, where=f"endpoint {name!r}")
+        _require(ep, "rows", int, optional=True, where=f"endpoint {name!r}")
+        _require(ep, "done", bool, optional=True, where=f"endpoint {name!r}")
+        endpoints[name] = EndpointCheckpoint(
+            cursor=ep.get("cursor"),
+            pages=ep.get("pages", 0),
+            rows=ep.get("rows", 0),
+            done=ep.get("done", False),
+        )
+    return Checkpoint(
+        run_tag=data["run_tag"],
+        temp_db_path=data["temp_db_path"],
+        db_path=data["db_path"],
+        settings=data["settings"],
+        backup_path=data["backup_path"],
+        phase=data["phase"],
+        started_at=data["started_at"],
+        saved_at=data.get("saved_at", ""),
+        done=data.get("done", False),
+        endpoints=endpoints,
+        version=data.get("version", 1),
+    )
+
+
+def _require(
+    data: dict[str, Any],
+    key: str,
+    types: type | tuple[type, ...],
+    *,
+    optional: bool = False,
+    where: str = "checkpoint",
+) -> None:
+    if key not in data:
+        if optional:
+            return
+        raise ValueError(f"{where} has no field {key!r}")
+    value = data[key]
+    allowed = types if isinstance(types, tuple) else (types,)
+    # bool is an int in Python; a count of `true` is still wrong
+    wrong_bool = isinstance(value, bool) and bool not in allowed
+    if wrong_bool or not isinstance(value, allowed):
+        raise ValueError(f"{where} field {key!r} has the wrong type ({type(value).__name__})")
+
+
+class CheckpointManager:
+    """Checkpoints in one directory: `checkpoint_<run_tag>.json`, written via `.json.tmp`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        rename: Callable[[Path, Path], None] = os.replace,
+        copy: Callable[[Path, Path], object] = shutil.copyfile,
+        sleep: Callable[[float], None] = time.sleep,
+        retry_delay_s: float = 0.2,
+    ) -> None:
+        self.directory = directory
+        self._rename = rename
+        self._copy = copy
+        self._sleep = sleep
+        self._retry_delay_s = retry_delay_s
+
+    def path_for(self, run_tag: str) -> Path:
+        return self.directory / f"checkpoint_{run_tag}.json"
+
+    def save(self, cp: Checkpoint) -> Path:
+        """Write `cp` (setting `saved_at`): `.json.tmp`, fsync, rename (3 tries), else copy."""
+        cp.saved_at = utc_now_iso()
+        ensure_private_dir(self.directory)
+        final = self.path_for(cp.run_tag)
+        tmp = final.with_name(final.name + ".tmp")
+        data = json.dumps(checkpoint_to_dict(cp), ensure_ascii=False, indent=1)
+        with open_private(tmp, "wb") as fh:
+            fh.write(data.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        last: OSError | None = None
+        for attempt in range(1, CHECKPOINT_RENAME_TRIES + 1):
+            try:
+                self._rename(tmp, final)
+            except OSError as exc:
+                last = exc
+                if attempt < CHECKPOINT_RENAME_TRIES:
+                    self._sleep(self._retry_delay_s)
+                continue
+            fsync_dir(self.directory)
+            return final
+        # the seed's fallback: copy the temp file over the real one (tmp stays for manual repair)
+        try:
+            self._copy(tmp, final)
+            os.chmod(final, FILE_MODE)
+            fsync_file(final)
+        except OSError as exc:
+            raise OSError(
+                f"could not save checkpoint {final}: rename failed ({last}) and copy failed "
+                f"({exc}); the checkpoint is in {tmp}"
+            ) from exc
+        fsync_dir(self.directory)
+        return final
+
+    def load(self, run_tag: str) -> Checkpoint:
+        path = self.path_for(run_tag)
+        if not path.exists():
+            raise BadCheckpoint(f"no checkpoint for run tag {run_tag} in {self.directory}")
+        return self._read(path)
+
+    def _read(self, path: Path) -> Checkpoint:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadCheckpoint(f"cannot read checkpoint {path}: {exc}") from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise BadCheckpoint(f"checkpoint {path} is not valid JSON: {exc}") from None
+        try:
+            return checkpoint_from_dict(data)
+        except ValueError as exc:
+            raise BadCheckpoint(f"checkpoint {path} is unusable: {exc}") from None
+
+    def mark_done(self, run_tag: str) -> Path:
+        cp = self.load(run_tag)
+        cp.done = True
+        return self.save(cp)
+
+    def _files(self) -> list[tuple[Path, float]]:
+        try:
+            paths = list(self.directory.glob("checkpoint_*.json"))
+        except OSError:
+            return []
+        out: list[tuple[Path, float]] = []
+        for p in paths:
+            try:
+                out.append((p, p.stat().st_mtime))
+            except OSError:
+                continue
+        return out
+
+    def list(self) -> list[CheckpointInfo]:
+        """Every checkpoint, newest first (by run tag, then mtime), each with its `problem`."""
+        infos: list[CheckpointInfo] = []
+        for path, mtime in self._files():
+            tag_from_name = path.name[len("checkpoint_") : -len(".json")]
+            cp: Checkpoint | None = None
+            problem: str | None = None
+            try:
+                cp = self._read(path)
+            except BadCheckpoint as exc:
+                problem = f"unreadable: {exc}"
+            temp_exists = False
+            temp_size: int | None = None
+            if cp is not None:
+                temp = Path(cp.temp_db_path)
+                try:
+                    temp_size = temp.stat().st_size
+                    temp_exists = True
+                except OSError:
+                    pass
+                if cp.done:
+                    problem = "finished"
+                elif not temp_exists:
+                    problem = f"temp DB missing: {temp}"
+            infos.append(
+                CheckpointInfo(
+                    path=path,
+                    run_tag=cp.run_tag if cp is not None else (tag_from_name or None),
+                    checkpoint=cp,
+                    problem=problem,
+                    temp_db_exists=temp_exists,
+                    temp_db_size=temp_size,
+                    mtime=mtime,
+                )
+            )
+        infos.sort(key=lambda i: (i.run_tag or "", i.mtime), reverse=True)
+        return infos
+
+    def latest_unfinished(self) -> Checkpoint | None:
+        """The newest readable checkpoint not marked done (its temp DB may still be missing)."""
+        for info in self.list():
+            if info.checkpoint is not None and not info.checkpoint.done:
+                return info.checkpoint
+        return None

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+from salesmap_tui.engine.files import ensure_private_dir, open_private
+from salesmap_tui.engine.runtag import utc_now_iso
 
 
 @dataclass(frozen=True)
@@ -19,3 +26,148 @@ class HistoryProblem:
     line_no: int
     text: str  # the line, cut to 200 characters
     error: str
+
+
+HISTORY_FIELDS: tuple[str, ...] = (
+    "run_tag",
+    "kind",
+    "status",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "db_path",
+    "final_db_path",
+    "temp_db_path",
+    "backup_path",
+    "log_path",
+    "replaced",
+    "fallback_path",
+    "tables",
+    "error_count",
+    "errors",
+    "webform",
+)
+
+
+def make_record(**fields: Any) -> dict[str, Any]:
+    """A history record with every CONTRACT.md field (defaults for those not given).
+
+    `error_count` follows `errors` unless given; `final_db_path` defaults to `db_path`.
+    Unknown fields are kept after the contract ones.
+    """
+    errors = [str(e) for e in fields.get("errors") or []]
+    record: dict[str, Any] = {
+        "run_tag": "",
+        "kind": "snapshot",
+        "status": "running",
+        "started_at": None,
+        "finished_at": None,
+        "duration_s": None,
+        "db_path": None,
+        "final_db_path": None,
+        "temp_db_path": None,
+        "backup_path": None,
+        "log_path": None,
+        "replaced": False,
+        "fallback_path": None,
+        "tables": {},
+        "error_count": len(errors),
+        "errors": errors,
+        "webform": None,
+    }
+    for key, value in fields.items():
+        if key == "errors":
+            continue
+        record[key] = str(value) if isinstance(value, Path) else value
+    if record["final_db_path"] is None:
+        record["final_db_path"] = record["db_path"]
+    return record
+
+
+def append_history(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line; heals a torn last line (from a killed process) first."""
+    ensure_private_dir(path.parent)
+    line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+    with open_private(path, "ab") as fh:
+        prefix = b""
+        size = os.fstat(fh.fileno()).st_size
+        if size > 0:
+            with open(path, "rb") as reader:
+                reader.seek(size - 1)
+                if reader.read(1) != b"\n":
+                    prefix = b"\n"
+        fh.write(prefix + line.encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_history(path: Path) -> list[HistoryEntry | HistoryProblem]:
+    """Every line, oldest first; a line that is not a JSON object becomes a `HistoryProblem`."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        return [HistoryProblem(line_no=0, text="", error=f"cannot read {path}: {exc}")]
+    out: list[HistoryEntry | HistoryProblem] = []
+    for line_no, raw_line in enumerate(raw.split(b"\n"), start=1):
+        text = raw_line.decode("utf-8", "replace").strip()
+        if not text:
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            out.append(HistoryProblem(line_no=line_no, text=text[:200], error=f"not JSON: {exc}"))
+            continue
+        if not isinstance(value, dict):
+            out.append(
+                HistoryProblem(
+                    line_no=line_no,
+                    text=text[:200],
+                    error=f"not a JSON object (a {type(value).__name__})",
+                )
+            )
+            continue
+        out.append(HistoryEntry(line_no=line_no, record=value))
+    return out
+
+
+def last_records(path: Path) -> dict[str, dict[str, Any]]:
+    """The last record of each run tag (its current state), in order of first appearance."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in read_history(path):
+        if isinstance(item, HistoryEntry):
+            tag = item.record.get("run_tag")
+            if isinstance(tag, str) and tag:
+                out[tag] = item.record
+    return out
+
+
+def close_stale_running(path: Path, db_path: str) -> list[str]:
+    """Append `interrupted` for each run of `db_path` whose last record is still `running`.
+
+    Call it only while holding the run lock: then no live process owns those runs.
+    """
+    closed: list[str] = []
+    for tag, record in last_records(path).items():
+        if record.get("status") != "running" or record.get("db_path") != db_path:
+            continue
+        finished = utc_now_iso()
+        updated = dict(record)
+        updated["status"] = "interrupted"
+        updated["finished_at"] = finished
+        updated["duration_s"] = _duration(record.get("started_at"), finished)
+        append_history(path, make_record(**updated))
+        closed.append(tag)
+    return closed
+
+
+def _duration(started_at: object, finished_at: str) -> float | None:
+    if not isinstance(started_at, str):
+        return None
+    try:
+        start = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
+        end = datetime.fromisoformat(finished_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return round((end - start).total_seconds(), 3)

@@ -1,0 +1,372 @@
+"""TableWriter: streaming upserts of API records into SQLite, additive schema, safe identifiers.
+
+One table per endpoint: `id TEXT PRIMARY KEY`, then one untyped column per API key named exactly
+as the key (so values keep their JSON types). A key that cannot be its own column (a case twin of
+an existing column, a reserved name, empty, containing NUL, or past the column limit) is kept in
+the `_extra` JSON column and recorded once in `_columns`; nothing is ever dropped. Keys are
+untrusted: identifiers are always quoted, values always bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from salesmap_tui.config import FILE_MODE, SQLITE_MAX_COLUMNS
+from salesmap_tui.engine.files import ensure_private_dir, fsync_file
+
+EXTRA_COLUMN = "_extra"
+PAYLOAD_COLUMN = "payload"
+ID_COLUMN = "id"
+COLUMNS_TABLE = "_columns"
+# own columns stop here, leaving room for `_extra` and `payload` under SQLite's hard limit
+COLUMN_BUDGET = SQLITE_MAX_COLUMNS - 10
+_RESERVED = frozenset({EXTRA_COLUMN, PAYLOAD_COLUMN})
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_PLAN_CACHE_MAX = 4096
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _fold(name: str) -> str:
+    """SQLite compares identifiers case-insensitively for ASCII letters only."""
+    return name.translate(_ASCII_LOWER)
+
+
+def _dumps(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        # a lone surrogate from the API: escaped JSON keeps it exactly and is valid UTF-8
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+
+
+def sql_value(value: Any) -> Any:
+    """A JSON value as SQLite stores it: numbers, 0/1, NULL, text, or JSON text for containers."""
+    t = type(value)
+    if t is str or t is float or value is None:
+        return value
+    if t is int:
+        return value if _INT64_MIN <= value <= _INT64_MAX else str(value)
+    if t is bool:
+        return int(value)
+    if t is dict or t is list:
+        return _dumps(value)
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return int(value) if _INT64_MIN <= value <= _INT64_MAX else str(value)
+    if isinstance(value, float | str):
+        return value
+    if isinstance(value, dict | list | tuple):
+        return _dumps(value)
+    return str(value)
+
+
+def id_value(value: Any) -> str:
+    """Ids are stored as text: an integer id 42 becomes "42"."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _dumps(value)
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    rows: int  # records upserted (a duplicate id within the page counts once)
+    new_columns: list[str] = field(default_factory=list)  # columns added by this page
+    skipped: int = 0  # records without an id
+    new_extra_keys: list[str] = field(default_factory=list)  # keys newly routed to `_extra`
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one key-set (in its order) maps onto the table: built once, reused for every row."""
+
+    own: tuple[str, ...]  # keys stored in their own column (not `id`)
+    extra: tuple[str, ...]  # keys stored in `_extra`
+    sql: str
+
+
+class TableWriter:
+    """Streams pages of records into one table; `write_page` commits before it returns."""
+
+    def __init__(self, conn: sqlite3.Connection, table: str, *, keep_payload: bool = False) -> None:
+        self.conn = conn
+        self.table = table
+        self.keep_payload = keep_payload
+        self._qtable = quote_ident(table)
+        self._columns: list[str] = []  # the table's columns, in order
+        self._folded: set[str] = set()  # their ASCII-lowercased names
+        self._own: set[str] = set()  # keys stored as their own column
+        self._extra: set[str] = set()  # keys stored in `_extra`
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+        self._exists = False
+        self._load()
+
+    quote_ident = staticmethod(quote_ident)
+
+    # --- state ----------------------------------------------------------------------------------
+    def _load(self) -> None:
+        cols = [
+            str(r[1])
+            for r in self.conn.execute("SELECT * FROM pragma_table_info(?)", (self.table,))
+        ]
+        if not cols:
+            return
+        self._exists = True
+        self._set_columns(cols)
+        if self._table_exists(COLUMNS_TABLE):
+            rows = self.conn.execute(
+                f"SELECT source_key FROM {COLUMNS_TABLE} WHERE table_name = ? AND column_name = ?",
+                (self.table, EXTRA_COLUMN),
+            )
+            self._extra = {str(r[0]) for r in rows}
+
+    def _set_columns(self, cols: Iterable[str]) -> None:
+        self._columns = list(cols)
+        self._folded = {_fold(c) for c in self._columns}
+        self._own = {c for c in self._columns if c not in _RESERVED}
+
+    def _table_exists(self, name: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
+
+    def row_count(self) -> int:
+        if not self._exists and not self._table_exists(self.table):
+            return 0
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {self._qtable}").fetchone()[0])
+
+    def column_count(self) -> int:
+        return len(self._columns)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._columns)
+
+    @property
+    def extra_keys(self) -> set[str]:
+        return set(self._extra)
+
+    # --- writing --------------------------------------------------------------------------------
+    def ensure_table(self) -> None:
+        """Create the (empty) table now, so an endpoint with no records still has its table."""
+        if self._exists:
+            return
+        self._begin()
+        try:
+            self._create_table()
+            self.conn.commit()
+        except BaseException:
+            self._rollback()
+            raise
+        self._exists = True
+
+    def _create_table(self) -> None:
+        cols = [ID_COLUMN]
+        defs = [f"{quote_ident(ID_COLUMN)} TEXT PRIMARY KEY"]
+        if self.keep_payload:
+            cols.append(PAYLOAD_COLUMN)
+            defs.append(f"{quote_ident(PAYLOAD_COLUMN)} TEXT")
+        self.conn.execute(f"CREATE TABLE IF NOT EXISTS {self._qtable} ({', '.join(defs)})")
+        self._set_columns(cols)
+
+    def _begin(self) -> None:
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN")
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.rollback()
+
+    def write_page(self, records: list[dict[str, Any]]) -> WriteStats:
+        """Upsert one page in one transaction, adding columns as new keys appear; commits."""
+        try:
+            return self._write_page(records)
+        except UnicodeEncodeError:
+            # lone surrogates cannot be UTF-8; store U+FFFD in their place rather than fail
+            return self._write_page([_scrub(r) for r in records])
+
+    def _write_page(self, records: list[dict[str, Any]]) -> WriteStats:
+        skipped = 0
+        # the last record per id wins, as it would in a sequential upsert
+        latest: dict[str, dict[str, Any]] = {}
+        for rec in records:
+            rid = rec.get(ID_COLUMN)
+            if rid is None:
+                skipped += 1
+                continue
+            latest[id_value(rid)] = rec
+
+        saved = (list(self._columns), set(self._extra), self._exists)
+        new_columns: list[str] = []
+        new_extra: list[str] = []
+        groups: dict[_Plan, list[tuple[Any, ...]]] = {}
+        self._begin()
+        try:
+            if not self._exists:
+                self._create_table()
+                self._exists = True
+            plans = self._plans
+            keep_payload = self.keep_payload
+            for rid, rec in latest.items():
+                keyset = tuple(rec)
+                plan = plans.get(keyset)
+                if plan is None:
+                    plan = self._plan(keyset, new_columns, new_extra)
+                row: list[Any] = [rid]
+                row.extend([sql_value(rec[k]) for k in plan.own])
+                if plan.extra:
+                    row.append(_dumps({k: rec[k] for k in plan.extra}))
+                if keep_payload:
+                    row.append(_dumps(rec))
+                bucket = groups.get(plan)
+                if bucket is None:
+                    groups[plan] = bucket = []
+                bucket.append(tuple(row))
+            for plan, rows in groups.items():
+                self.conn.executemany(plan.sql, rows)
+            self.conn.commit()
+        except BaseException:
+            self._rollback()
+            # the ALTERs were rolled back too: forget what they added
+            self._set_columns(saved[0])
+            self._extra = saved[1]
+            self._exists = saved[2]
+            self._plans.clear()
+            raise
+        return WriteStats(
+            rows=len(latest), new_columns=new_columns, skipped=skipped, new_extra_keys=new_extra
+        )
+
+    def _plan(self, keyset: tuple[str, ...], new_columns: list[str], new_extra: list[str]) -> _Plan:
+        own: list[str] = []
+        extra: list[str] = []
+        for key in keyset:
+            if key == ID_COLUMN:
+                continue
+            if key in self._own:
+                own.append(key)
+            elif key in self._extra:
+                extra.append(key)
+            elif self._can_be_column(key):
+                self.conn.execute(f"ALTER TABLE {self._qtable} ADD COLUMN {quote_ident(key)}")
+                self._columns.append(key)
+                self._folded.add(_fold(key))
+                self._own.add(key)
+                new_columns.append(key)
+                own.append(key)
+            else:
+                self._route_to_extra(key)
+                new_extra.append(key)
+                extra.append(key)
+        cols = [ID_COLUMN, *own]
+        if extra:
+            cols.append(EXTRA_COLUMN)
+        if self.keep_payload:
+            cols.append(PAYLOAD_COLUMN)
+        sql = (
+            f"INSERT OR REPLACE INTO {self._qtable} ({', '.join(map(quote_ident, cols))}) "
+            f"VALUES ({', '.join('?' * len(cols))})"
+        )
+        plan = _Plan(own=tuple(own), extra=tuple(extra), sql=sql)
+        if len(self._plans) >= _PLAN_CACHE_MAX:
+            self._plans.clear()
+        self._plans[keyset] = plan
+        return plan
+
+    def _can_be_column(self, key: str) -> bool:
+        if not key or "\x00" in key:
+            return False
+        folded = _fold(key)
+        if folded in self._folded or folded in _RESERVED:
+            return False
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return len(self._columns) < COLUMN_BUDGET
+
+    def _route_to_extra(self, key: str) -> None:
+        if EXTRA_COLUMN not in self._columns:
+            self.conn.execute(
+                f"ALTER TABLE {self._qtable} ADD COLUMN {quote_ident(EXTRA_COLUMN)} TEXT"
+            )
+            self._columns.append(EXTRA_COLUMN)
+            self._folded.add(EXTRA_COLUMN)
+        self.conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {COLUMNS_TABLE} (table_name TEXT, column_name TEXT, "
+            "source_key TEXT, PRIMARY KEY (table_name, source_key))"
+        )
+        self.conn.execute(
+            f"INSERT OR IGNORE INTO {COLUMNS_TABLE} (table_name, column_name, source_key) "
+            "VALUES (?, ?, ?)",
+            (self.table, EXTRA_COLUMN, key),
+        )
+        self._extra.add(key)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def prepare_connection(path: Path) -> sqlite3.Connection:
+    """Open (creating it 0600) a DB to write: WAL, synchronous=NORMAL, explicit transactions."""
+    ensure_private_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    os.close(fd)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def finalize_sqlite_connection(conn: sqlite3.Connection) -> None:
+    """Checkpoint the WAL, optimize, go back to DELETE mode (no -wal/-shm left), close, fsync."""
+    path: str | None = None
+    try:
+        if conn.in_transaction:
+            conn.commit()
+        for _seq, name, file in conn.execute("PRAGMA database_list"):
+            if name == "main" and file:
+                path = str(file)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA optimize")
+        mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()
+        if mode is not None and str(mode[0]).lower() != "delete":
+            raise sqlite3.OperationalError(
+                f"could not leave WAL mode on {path} (journal_mode is {mode[0]}): "
+                "another connection still has it open"
+            )
+    finally:
+        conn.close()
+    if path:
+        fsync_file(Path(path))
