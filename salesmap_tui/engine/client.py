@@ -136,7 +136,9 @@ def classify(outcome: httpx.Response | httpx.HTTPError, now: datetime) -> Action
 
     reason = error_reason(content)
     text = _status_text(response)
-    message = f"{text} ({reason})" if reason else text
+    # `message` is often just the reason phrase again: don't repeat it
+    repeats = reason is not None and text.lower().endswith(reason.strip().lower())
+    message = f"{text} ({reason})" if reason and not repeats else text
     if status == 401:
         return Action("fail_auth", message, status=status, reason=reason)
     if status == 429:
