@@ -94,7 +94,7 @@ class WriteStats:
     new_extra_keys: list[str] = field(default_factory=list)  # keys newly routed to `_extra`
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: cheap as a dict key per row
 class _Plan:
     """How one key-set (in its order) maps onto the table: built once, reused for every row."""
 
@@ -205,32 +205,32 @@ class TableWriter:
             return self._write_page([_scrub(r) for r in records])
 
     def _write_page(self, records: list[dict[str, Any]]) -> WriteStats:
-        skipped = 0
-        # the last record per id wins, as it would in a sequential upsert
-        latest: dict[str, dict[str, Any]] = {}
-        for rec in records:
-            rid = rec.get(ID_COLUMN)
-            if rid is None:
-                skipped += 1
-                continue
-            latest[id_value(rid)] = rec
-
         saved = (list(self._columns), set(self._extra), self._exists)
         new_columns: list[str] = []
         new_extra: list[str] = []
-        groups: dict[_Plan, list[tuple[Any, ...]]] = {}
+        skipped = 0
         self._begin()
         try:
             if not self._exists:
                 self._create_table()
                 self._exists = True
             plans = self._plans
-            keep_payload = self.keep_payload
-            for rid, rec in latest.items():
+            # the last record per id wins, as it would in a sequential upsert; every record's
+            # keys still shape the schema
+            latest: dict[str, tuple[dict[str, Any], _Plan]] = {}
+            for rec in records:
+                rid = rec.get(ID_COLUMN)
+                if rid is None:
+                    skipped += 1
+                    continue
                 keyset = tuple(rec)
                 plan = plans.get(keyset)
                 if plan is None:
                     plan = self._plan(keyset, new_columns, new_extra)
+                latest[id_value(rid)] = (rec, plan)
+            keep_payload = self.keep_payload
+            groups: dict[_Plan, list[tuple[Any, ...]]] = {}
+            for rid, (rec, plan) in latest.items():
                 row: list[Any] = [rid]
                 row.extend([sql_value(rec[k]) for k in plan.own])
                 if plan.extra:
