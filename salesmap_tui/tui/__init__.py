@@ -1,0 +1,1 @@
+"""The Textual UI: a thin reader of the engine's events (never imported by the engine)."""

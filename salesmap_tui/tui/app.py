@@ -1,0 +1,362 @@
+"""SalesmapApp: the Textual app, its keys, its workers, and `run_tui` (the CLI's entry point)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from salesmap_tui.config import TOKEN_ENV, Settings
+from salesmap_tui.engine import errors
+from salesmap_tui.engine.events import EngineEvent, RunFinished, RunResult
+from salesmap_tui.tui.format import Clock, system_clock
+from salesmap_tui.tui.messages import EngineEventMessage
+from salesmap_tui.tui.screens.base import AppScreen
+from salesmap_tui.tui.screens.dashboard import DashboardScreen
+from salesmap_tui.tui.screens.help import HelpScreen
+from salesmap_tui.tui.screens.history import HistoryScreen
+from salesmap_tui.tui.screens.restore import RestoreScreen
+from salesmap_tui.tui.screens.resume import ResumeScreen
+from salesmap_tui.tui.screens.webform import WebformScreen
+from salesmap_tui.tui.widgets.confirm import ConfirmScreen
+from salesmap_tui.tui.widgets.error_modal import ErrorModal
+
+T = TypeVar("T")
+
+ERROR_TITLES: dict[type[BaseException], str] = {
+    errors.MissingToken: "No API token",
+    errors.TokenRejected: "Token rejected",
+    errors.LockHeld: "Another run holds the lock",
+    errors.BadCheckpoint: "Checkpoint cannot be used",
+    errors.BadBackup: "Backup refused",
+    errors.UsageError: "Cannot start",
+    errors.ApiError: "API error",
+    errors.MaxRetriesExceeded: "Too many retries",
+}
+
+MISSING_TOKEN_TEXT = (
+    f"No API token: set {TOKEN_ENV} in the environment and start salesmap-tui again. "
+    "History, restore and checkpoints work without it."
+)
+
+
+def describe_error(error: BaseException, token: str | None) -> tuple[str, str]:
+    """(title, message) for the error modal; the token never appears in either."""
+    title = "Unexpected error"
+    for cls in type(error).__mro__:
+        if cls in ERROR_TITLES:
+            title = ERROR_TITLES[cls]
+            break
+    if isinstance(error, errors.SalesmapTuiError):
+        message = str(error) or type(error).__name__
+    else:
+        message = f"{type(error).__name__}: {error}"
+    if token:
+        message = message.replace(token, "***")
+    return title, message
+
+
+class SalesmapApp(App[int]):
+    """Run, watch, resume, restore and review Salesmap snapshots."""
+
+    TITLE = "salesmap-tui"
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = True
+
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
+        "dashboard": DashboardScreen,
+        "resume": ResumeScreen,
+        "restore": RestoreScreen,
+        "webform": WebformScreen,
+        "history": HistoryScreen,
+    }
+    DEFAULT_MODE = "dashboard"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "start_run", "Run", id="app.run"),
+        Binding("c", "cancel_run", "Cancel", id="app.cancel"),
+        Binding("d", "switch_mode('dashboard')", "Dashboard", id="app.dashboard"),
+        Binding("s", "switch_mode('resume')", "Resume", id="app.resume"),
+        Binding("b", "switch_mode('restore')", "Backups", id="app.restore"),
+        Binding("w", "switch_mode('webform')", "Web forms", id="app.webform"),
+        Binding("h", "switch_mode('history')", "History", id="app.history"),
+        Binding("f1", "help", "Help", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        demo: bool = False,
+        clock: Clock = system_clock,
+        base_dir: Path | None = None,
+        autostart: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.demo = demo
+        self.now = clock
+        self.base_dir = base_dir or Path.cwd()
+        self.autostart = demo if autostart is None else autostart
+        self.run_active = False
+        self.run_kind: str | None = None
+        self._cancel = threading.Event()
+        self._engine_worker: Worker[RunResult] | None = None
+        self._callbacks: dict[
+            Worker[Any],
+            tuple[Callable[[Any], None] | None, Callable[[BaseException], None] | None],
+        ] = {}
+        self.last_result: RunResult | None = None
+
+    # --- screens --------------------------------------------------------------------------------
+    @property
+    def dashboard(self) -> DashboardScreen:
+        screen = self.get_screen_for_mode("dashboard")
+        assert isinstance(screen, DashboardScreen)
+        return screen
+
+    def get_screen_for_mode(self, mode: str) -> Screen[Any] | None:
+        """The bottom screen of a mode's stack, if that mode was ever shown."""
+        stack = self._screen_stacks.get(mode)
+        return stack[0] if stack else None
+
+    def on_mount(self) -> None:
+        self.sub_title = "demo (local sandbox)" if self.demo else ""
+        if self.autostart:
+            self.call_after_refresh(self.action_start_run)
+
+    # --- engine runs ----------------------------------------------------------------------------
+    def action_start_run(self, resume_run_tag: str | None = None) -> None:
+        """Start a full snapshot (or continue `resume_run_tag`) on the dashboard."""
+        self._start_engine(
+            self.settings.replace(resume_run_tag=resume_run_tag, webform_only=False), "snapshot"
+        )
+
+    def start_webform_pass(self) -> bool:
+        """The web-form-only pass; its progress reaches both the web-form screen and dashboard."""
+        return self._start_engine(self.settings.replace(webform_only=True), "webform")
+
+    def _start_engine(self, settings: Settings, kind: str) -> bool:
+        if self.run_active:
+            self.notify("A run is already active; cancel it first (c).", severity="warning")
+            return False
+        if not settings.token:
+            self.push_screen(ErrorModal("No API token", MISSING_TOKEN_TEXT))
+            return False
+        if kind == "snapshot" and self.current_mode != "dashboard":
+            self.switch_mode("dashboard")
+        self.run_active = True
+        self.run_kind = kind
+        self._cancel = threading.Event()
+        self.dashboard.run_requested()
+        self._engine_worker = self._run_engine(settings, kind, self._cancel)
+        return True
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="engine", description="engine")
+    def _run_engine(self, settings: Settings, kind: str, cancel: threading.Event) -> RunResult:
+        from salesmap_tui.engine import api
+
+        def on_event(event: EngineEvent) -> None:
+            self.post_message(EngineEventMessage(event))
+
+        if kind == "webform":
+            return api.run_webform_only(settings, on_event, cancel)
+        return api.run_snapshot(settings, on_event, cancel)
+
+    @on(EngineEventMessage)
+    def _on_engine_event(self, message: EngineEventMessage) -> None:
+        event = message.event
+        self.dashboard.apply(event)
+        webform = self.get_screen_for_mode("webform")
+        if isinstance(webform, WebformScreen) and self.run_kind == "webform":
+            webform.apply(event)
+        if isinstance(event, RunFinished):
+            self._run_finished(event.result)
+
+    def _run_finished(self, result: RunResult) -> None:
+        if self.last_result is result:
+            return
+        self.last_result = result
+        self.run_active = False
+        severity: SeverityLevel = "warning"
+        if result.status == "done":
+            severity = "information"
+        elif result.status == "failed":
+            severity = "error"
+        self.notify(
+            f"{result.kind} {result.run_tag}: {result.status} (details on the dashboard)",
+            title=f"Run {result.status}",
+            severity=severity,
+            markup=False,
+        )
+        for mode in ("resume", "history", "webform", "restore"):
+            screen = self.get_screen_for_mode(mode)
+            if isinstance(screen, WebformScreen) and self.run_kind == "webform":
+                screen.show_result(result)  # also reloads the status
+            elif isinstance(screen, AppScreen):
+                screen.reload()
+
+    def action_cancel_run(self) -> None:
+        if not self.run_active:
+            self.notify("No run is active.", severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes and self.run_active:
+                self._cancel.set()
+                self.dashboard.cancel_requested()
+                self.notify("Cancelling: the engine saves a checkpoint at the next page.")
+
+        self.push_screen(
+            ConfirmScreen(
+                "Cancel the run?",
+                "The engine stops at the next page and saves a checkpoint; the live DB is not "
+                "touched. You can continue it later from Resume (s).",
+                yes="Cancel run",
+                no="Keep running",
+            ),
+            answer,
+        )
+
+    # --- generic thread workers -----------------------------------------------------------------
+    def run_in_thread(
+        self,
+        fn: Callable[[], T],
+        *,
+        group: str,
+        description: str,
+        on_success: Callable[[T], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> Worker[T]:
+        """Blocking work (SQLite, gzip, file listing) off the event loop; errors → error modal."""
+        worker: Worker[T] = self.run_worker(
+            fn,
+            thread=True,
+            exclusive=True,
+            group=group,
+            description=description,
+            exit_on_error=False,
+        )
+        self._callbacks[worker] = (on_success, on_error)
+        return worker
+
+    @on(Worker.StateChanged)
+    def _on_worker_state(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "engine":
+            if event.state == WorkerState.SUCCESS and isinstance(worker.result, RunResult):
+                if self.last_result is not worker.result:
+                    # The engine normally sends RunFinished itself; this covers it if not.
+                    self.dashboard.finish(worker.result)
+                    self._run_finished(worker.result)
+            elif event.state == WorkerState.ERROR:
+                self.run_active = False
+                title, message = describe_error(worker.error or Exception(), self.settings.token)
+                self.dashboard.run_failed_to_start(f"{title}: {message}")
+                self.show_error(title, message)
+            elif event.state == WorkerState.CANCELLED:
+                self.run_active = False
+            return
+        callbacks = self._callbacks.get(worker)
+        if event.state == WorkerState.SUCCESS:
+            self._callbacks.pop(worker, None)
+            if callbacks and callbacks[0]:
+                callbacks[0](worker.result)
+        elif event.state == WorkerState.ERROR:
+            self._callbacks.pop(worker, None)
+            error = worker.error or Exception("unknown error")
+            if callbacks and callbacks[1]:
+                callbacks[1](error)
+            self.show_error(*describe_error(error, self.settings.token))
+        elif event.state == WorkerState.CANCELLED:
+            self._callbacks.pop(worker, None)
+
+    def show_error(self, title: str, message: str) -> None:
+        self.push_screen(ErrorModal(title, message))
+
+    # --- help, palette, quit --------------------------------------------------------------------
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Start snapshot run", "Crawl every endpoint now", self.action_start_run)
+        yield SystemCommand("Cancel run", "Stop and save a checkpoint", self.action_cancel_run)
+        yield SystemCommand(
+            "Dashboard", "Watch the current run", lambda: self.switch_mode("dashboard")
+        )
+        yield SystemCommand(
+            "Resume a checkpoint", "Continue an unfinished run", lambda: self.switch_mode("resume")
+        )
+        yield SystemCommand(
+            "Restore a backup", "Roll the live DB back", lambda: self.switch_mode("restore")
+        )
+        yield SystemCommand(
+            "Web forms", "Status and a web-form-only pass", lambda: self.switch_mode("webform")
+        )
+        yield SystemCommand(
+            "Run web-form pass", "Refresh webform_history only", self._palette_webform_pass
+        )
+        yield SystemCommand(
+            "Run history", "Every run, with charts", lambda: self.switch_mode("history")
+        )
+        yield SystemCommand("Help", "Keys and file locations", self.action_help)
+
+    def _palette_webform_pass(self) -> None:
+        self.switch_mode("webform")
+        self.start_webform_pass()
+
+    async def action_quit(self) -> None:
+        if not self.run_active:
+            self.exit(0)
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._cancel.set()
+                self.dashboard.cancel_requested()
+                self.notify("Saving a checkpoint before quitting…")
+                self._quit_after_engine()
+
+        self.push_screen(
+            ConfirmScreen(
+                "Quit while a run is active?",
+                "The run is cancelled and a checkpoint saved first; you can resume it later.",
+                yes="Quit",
+                no="Stay",
+            ),
+            answer,
+        )
+
+    @work(exclusive=True, group="quit")
+    async def _quit_after_engine(self) -> None:
+        worker = self._engine_worker
+        if worker is not None and worker.is_running:
+            with contextlib.suppress(Exception):  # nothing to report once we are leaving
+                await worker.wait()
+        self.exit(0)
+
+
+def run_tui(settings: Settings, *, demo: bool = False) -> int:
+    """Open the app (the CLI calls this); with `demo`, on a local sandbox in ./salesmap-demo/."""
+    if demo:
+        from salesmap_tui.tui.demo import demo_environment
+
+        with demo_environment(settings) as demo_settings:
+            app = SalesmapApp(demo_settings, demo=True)
+            code = app.run()
+    else:
+        app = SalesmapApp(settings)
+        code = app.run()
+    return 0 if code is None else int(code)

@@ -1,0 +1,94 @@
+"""Formatting helpers shared by the screens: ages, durations, sizes, paths.
+
+Everything that depends on "now" takes it as an argument, so a test can freeze the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import humanize
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    """The real clock, in the local time zone."""
+    return datetime.now().astimezone()
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    """An ISO-8601 timestamp as the engine writes it (`...Z`), or None if empty/unparseable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def from_epoch(seconds: float, now: datetime) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=now.tzinfo or UTC)
+
+
+def age(moment: datetime | None, now: datetime) -> str:
+    """ "3 minutes ago"; "-" when unknown."""
+    if moment is None:
+        return "-"
+    return humanize.naturaltime(now - moment)
+
+
+def clock_time(moment: datetime | None, now: datetime) -> str:
+    """A timestamp in the clock's zone: time only if today, else date and time."""
+    if moment is None:
+        return "-"
+    local = moment.astimezone(now.tzinfo)
+    if local.date() == now.date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def duration(seconds: float | None) -> str:
+    """12.3 s, 4 m 05 s, 1 h 02 m."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} m {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} m"
+
+
+def size(num_bytes: int | None) -> str:
+    if num_bytes is None:
+        return "-"
+    return humanize.naturalsize(num_bytes, binary=True)
+
+
+def count(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def show_path(path: str | Path | None, base: Path) -> str:
+    """A path relative to the working directory when it lies under it (short and stable)."""
+    if path is None or path == "":
+        return "-"
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(p)
+
+
+def short(text: str | None, width: int) -> str:
+    """Cut to `width` characters with an ellipsis."""
+    if text is None:
+        return "-"
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"

@@ -1,0 +1,44 @@
+"""Textual messages that carry engine events from the worker thread into the UI."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from salesmap_tui.engine.events import (
+    EndpointProgress,
+    EngineEvent,
+    RequestStats,
+    WebformProgress,
+)
+
+
+class EngineEventMessage(Message):
+    """One engine event, posted (thread-safely) by the engine worker."""
+
+    def __init__(self, event: EngineEvent) -> None:
+        super().__init__()
+        self.event = event
+
+    def can_replace(self, message: Message) -> bool:
+        # Bursts of progress collapse to the newest: same endpoint, stats, or web-form counter.
+        if not isinstance(message, EngineEventMessage):
+            return False
+        mine, theirs = self.event, message.event
+        if isinstance(mine, EndpointProgress) and isinstance(theirs, EndpointProgress):
+            # Keep a state change (e.g. into "backoff") even inside a burst.
+            return mine.endpoint == theirs.endpoint and mine.state == theirs.state
+        if isinstance(mine, RequestStats) and isinstance(theirs, RequestStats):
+            return True
+        return isinstance(mine, WebformProgress) and isinstance(theirs, WebformProgress)
+
+
+class VerifyProgressMessage(Message):
+    """Progress of a backup verification: stage is "gunzip" or "integrity", fraction 0..1."""
+
+    def __init__(self, stage: str, fraction: float) -> None:
+        super().__init__()
+        self.stage = stage
+        self.fraction = fraction
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, VerifyProgressMessage) and message.stage == self.stage

@@ -1,0 +1,1 @@
+"""One screen per file: dashboard, resume, restore, web forms, history, help."""

@@ -1,0 +1,326 @@
+"""History browser: every run in run_history.jsonl, a detail pane and a chart across runs."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Footer, Static
+from textual_plotext import PlotextPlot
+
+from salesmap_tui.engine.history import HistoryEntry, HistoryProblem
+from salesmap_tui.tui.format import clock_time, count, duration, parse_iso, short, show_path
+from salesmap_tui.tui.screens.base import AppScreen
+
+STATUS_STYLES = {
+    "done": "green",
+    "failed": "bold red",
+    "interrupted": "yellow",
+    "fallback": "bold yellow",
+    "running": "cyan",
+}
+HistoryItem = HistoryEntry | HistoryProblem
+
+
+def latest_per_tag(items: list[HistoryItem]) -> list[HistoryItem]:
+    """The last line of each run tag (its state), plus every unparseable line, in file order."""
+    last: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, HistoryEntry):
+            tag = item.record.get("run_tag")
+            if isinstance(tag, str):
+                last[tag] = index
+    out: list[HistoryItem] = []
+    for index, item in enumerate(items):
+        if isinstance(item, HistoryProblem):
+            out.append(item)
+            continue
+        tag = item.record.get("run_tag")
+        if not isinstance(tag, str) or last.get(tag) == index:
+            out.append(item)
+    return out
+
+
+def total_rows(record: dict[str, Any]) -> int | None:
+    tables = record.get("tables")
+    if not isinstance(tables, dict) or not tables:
+        return None
+    total = 0
+    for info in tables.values():
+        if isinstance(info, dict) and isinstance(info.get("rows"), int):
+            total += info["rows"]
+    return total
+
+
+class HistoryScreen(AppScreen):
+    """Newest run first; Enter/highlight shows its detail; the chart compares runs."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "toggle_all", "All lines", id="history.all"),
+        Binding("t", "toggle_chart", "Chart", id="history.chart"),
+        Binding("f5", "reload", "Reload", id="history.reload"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="history")
+        self.items: list[HistoryItem] = []
+        self.shown: list[HistoryItem] = []
+        self.show_all = False
+        self.chart = "rows"
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="history-intro", classes="screen-intro")
+        with Vertical(id="history-list", classes="panel"):
+            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="history-bottom"):
+            with VerticalScroll(id="history-detail-scroll", classes="panel"):
+                yield Static(id="history-detail")
+            with Vertical(id="history-chart-pane", classes="panel"):
+                yield PlotextPlot(id="history-chart")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#history-list").border_title = "Runs (newest first)"
+        self.query_one("#history-detail-scroll").border_title = "Detail"
+        self._chart_title()
+        table = self.query_one("#runs", DataTable)
+        for label, width in (
+            ("run tag", 22),
+            ("kind", 8),
+            ("status", 11),
+            ("started", 16),
+            ("duration", 9),
+            ("rows", 9),
+            ("err", 4),
+            ("backup", 13),
+            ("fallback", 13),
+        ):
+            table.add_column(label, width=width)
+        self.reload()
+
+    def _chart_title(self) -> None:
+        title = "Rows per table across runs" if self.chart == "rows" else "Duration per run (s)"
+        self.query_one("#history-chart-pane").border_title = f"{title} · t switches"
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        from salesmap_tui.engine import api
+
+        settings = self.sapp.settings
+        self.sapp.run_in_thread(
+            lambda: api.read_history(settings),
+            group="history-read",
+            description="read history",
+            on_success=self.show_items,
+        )
+
+    def action_toggle_all(self) -> None:
+        self.show_all = not self.show_all
+        self.show_items(self.items)
+
+    def action_toggle_chart(self) -> None:
+        self.chart = "duration" if self.chart == "rows" else "rows"
+        self._chart_title()
+        self.draw_chart()
+
+    def show_items(self, items: list[HistoryItem]) -> None:
+        self.items = list(items)
+        self.loaded = True
+        shown = self.items if self.show_all else latest_per_tag(self.items)
+        self.shown = list(reversed(shown))
+        problems = sum(1 for item in self.items if isinstance(item, HistoryProblem))
+        intro = Text(
+            f"{show_path(self.sapp.settings.history_path, self.sapp.base_dir)} · "
+            f"{len(self.items)} lines · ",
+            "dim",
+        )
+        intro.append(
+            "all lines" if self.show_all else "last state per run tag (a shows all lines)", "dim"
+        )
+        if problems:
+            intro.append(f" · {problems} unreadable line(s)", "bold yellow")
+        self.query_one("#history-intro", Static).update(intro)
+        table = self.query_one("#runs", DataTable)
+        table.clear()
+        now = self.sapp.now()
+        for index, item in enumerate(self.shown):
+            if isinstance(item, HistoryProblem):
+                table.add_row(
+                    Text(f"line {item.line_no}", style="yellow"),
+                    Text("⚠", style="bold yellow"),
+                    Text("unreadable", style="bold yellow"),
+                    Text(short(item.error, 16), style="yellow"),
+                    Text(""),
+                    Text(""),
+                    Text(""),
+                    Text(""),
+                    Text(""),
+                    key=str(index),
+                )
+                continue
+            rec = item.record
+            status = str(rec.get("status", "?"))
+            errors_n = rec.get("error_count")
+            rows = total_rows(rec)
+            backup = rec.get("backup_path")
+            fallback = rec.get("fallback_path")
+            table.add_row(
+                Text(str(rec.get("run_tag", "?"))),
+                Text(str(rec.get("kind", "?"))),
+                Text(status, style=STATUS_STYLES.get(status, "")),
+                Text(clock_time(parse_iso(rec.get("started_at")), now)),
+                Text(duration(_float(rec.get("duration_s"))), justify="right"),
+                Text(count(rows), justify="right"),
+                Text(
+                    str(errors_n) if errors_n is not None else "-",
+                    style="red" if errors_n else "",
+                    justify="right",
+                ),
+                Text(short(_name(backup), 13) if backup else "-", style="dim"),
+                Text(short(_name(fallback), 13) if fallback else "", style="yellow"),
+                key=str(index),
+            )
+        if self.shown:
+            self.show_detail(0)
+        else:
+            self.query_one("#history-detail", Static).update(
+                Text("No runs recorded yet.", style="dim")
+            )
+        self.draw_chart()
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self.show_detail(int(event.row_key.value))
+
+    def show_detail(self, index: int) -> None:
+        if not 0 <= index < len(self.shown):
+            return
+        item = self.shown[index]
+        detail = self.query_one("#history-detail", Static)
+        if isinstance(item, HistoryProblem):
+            text = Text(f"Line {item.line_no} could not be read\n", style="bold yellow")
+            text.append(item.error, "yellow")
+            text.append("\n\n")
+            text.append(item.text, "dim")
+            detail.update(text)
+            return
+        detail.update(self._record_detail(item.record))
+
+    def _record_detail(self, rec: dict[str, Any]) -> Table:
+        base = self.sapp.base_dir
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column()
+        status = str(rec.get("status", "?"))
+        head = Text(f"{rec.get('kind', '?')} ", "bold")
+        head.append(status, STATUS_STYLES.get(status, ""))
+        head.append(f" · {duration(_float(rec.get('duration_s')))}")
+        grid.add_row(Text("run"), Text(str(rec.get("run_tag", "?")), "bold"))
+        grid.add_row(Text("outcome"), head)
+        grid.add_row(Text("started"), Text(str(rec.get("started_at") or "-")))
+        grid.add_row(Text("finished"), Text(str(rec.get("finished_at") or "-")))
+        tables = rec.get("tables")
+        if isinstance(tables, dict) and tables:
+            t = Table(box=None, padding=(0, 1), show_edge=False, pad_edge=False)
+            t.add_column("table")
+            t.add_column("rows", justify="right")
+            t.add_column("cols", justify="right")
+            for name, info in tables.items():
+                info = info if isinstance(info, dict) else {}
+                t.add_row(
+                    Text(str(name)), Text(count(info.get("rows"))), Text(count(info.get("cols")))
+                )
+            grid.add_row(Text("tables"), t)
+        for label, key in (
+            ("live DB", "final_db_path"),
+            ("fallback", "fallback_path"),
+            ("backup", "backup_path"),
+            ("temp DB", "temp_db_path"),
+            ("log", "log_path"),
+        ):
+            value = rec.get(key)
+            if value:
+                grid.add_row(Text(label), Text(show_path(str(value), base)))
+        if "replaced" in rec:
+            grid.add_row(Text("replaced"), Text("yes" if rec.get("replaced") else "no"))
+        wf = rec.get("webform")
+        if isinstance(wf, dict):
+            line = Text(str(wf.get("status", "?")))
+            line.append(
+                f" · {count(wf.get('forms'))} forms · {count(wf.get('new_rows'))} new · "
+                f"{count(wf.get('dropped'))} dropped · {count(wf.get('skipped_forms'))} skipped"
+            )
+            if wf.get("error"):
+                line.append("\n")
+                line.append(str(wf.get("error")), "red")
+            grid.add_row(Text("web forms"), line)
+        errs = rec.get("errors")
+        if isinstance(errs, list) and errs:
+            text = Text()
+            for index, error in enumerate(errs):
+                if index:
+                    text.append("\n")
+                text.append(str(error), "red")
+            grid.add_row(Text(f"errors ({len(errs)})"), text)
+        return grid
+
+    def draw_chart(self) -> None:
+        plot = self.query_one("#history-chart", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        runs = [
+            item.record
+            for item in latest_per_tag(self.items)
+            if isinstance(item, HistoryEntry) and item.record.get("kind") == "snapshot"
+        ][-12:]
+        labels = [_short_tag(str(rec.get("run_tag", "?"))) for rec in runs]
+        if not runs:
+            plt.title("no snapshot runs yet")
+        elif self.chart == "rows":
+            names: list[str] = []
+            for rec in runs:
+                tables = rec.get("tables")
+                if isinstance(tables, dict):
+                    for name in tables:
+                        if name not in names and not str(name).startswith("_"):
+                            names.append(str(name))
+            series = [[_rows(rec, name) for rec in runs] for name in names]
+            if names:
+                plt.stacked_bar(labels, series, labels=names)  # type: ignore[call-arg]  # stub lags
+            else:
+                plt.title("no table counts recorded")
+        else:
+            plt.bar(labels, [_float(rec.get("duration_s")) or 0.0 for rec in runs])
+        plot.refresh()
+
+
+def _rows(rec: dict[str, Any], name: str) -> int:
+    tables = rec.get("tables")
+    info = tables.get(name) if isinstance(tables, dict) else None
+    rows = info.get("rows") if isinstance(info, dict) else None
+    return rows if isinstance(rows, int) else 0
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _name(path: Any) -> str:
+    return str(path).replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _short_tag(tag: str) -> str:
+    # 20250101T120000Z-abcd -> 01-01 12:00 (enough to tell runs apart on an axis)
+    if len(tag) >= 13 and tag[8] == "T":
+        return f"{tag[4:6]}-{tag[6:8]} {tag[9:11]}:{tag[11:13]}"
+    return tag[:11]

@@ -1,0 +1,1 @@
+"""Small reusable widgets: confirmation and error modals, endpoint rows."""

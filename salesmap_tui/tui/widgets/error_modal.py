@@ -1,0 +1,45 @@
+"""The error modal every failed worker ends in (never a crash, never the token)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+
+class ErrorModal(ModalScreen[None]):
+    """Shows what failed and what to do next; Enter / Esc closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,enter", "close", "Close", id="error.close")
+    ]
+
+    def __init__(self, title: str, message: str, hint: str = "") -> None:
+        super().__init__()
+        self.error_title = title
+        self.error_message = message
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="modal-dialog error-dialog"):
+            yield Label(Text(self.error_title), id="dialog-title")
+            yield Static(Text(self.error_message), id="dialog-body")
+            if self.hint:
+                yield Static(Text(self.hint, style="italic"), id="dialog-hint")
+            with Horizontal(id="dialog-buttons"):
+                yield Button("Close", id="close", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#close", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

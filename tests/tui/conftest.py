@@ -1,0 +1,24 @@
+"""TUI test setup: snapshot baselines live in the repository's top-level `snapshots/` folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest_textual_snapshot
+from syrupy.location import PyTestLocation
+
+SNAPSHOT_DIR = Path(__file__).resolve().parents[2] / "snapshots"
+
+
+class TopLevelSVGExtension(pytest_textual_snapshot.SVGImageExtension):
+    """pytest-textual-snapshot's SVG extension, writing to `snapshots/` instead of
+    `tests/tui/__snapshots__/<module>/`."""
+
+    @classmethod
+    def dirname(cls, *, test_location: PyTestLocation) -> str:
+        return str(SNAPSHOT_DIR)
+
+
+# `snap_compare` looks the extension class up in its module at call time, so this is the one
+# seam that redirects it without copying the fixture.
+pytest_textual_snapshot.SVGImageExtension = TopLevelSVGExtension  # type: ignore[misc]

@@ -1,0 +1,164 @@
+"""Deterministic TUI test inputs: a frozen clock, settings in a temp dir, recorded events."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from textual.widgets import Static
+
+from salesmap_tui.config import Settings
+from salesmap_tui.engine.events import (
+    BackupMade,
+    CheckpointSaved,
+    EndpointProgress,
+    EngineEvent,
+    EngineWarning,
+    PhaseChanged,
+    RequestRetried,
+    RequestStats,
+    RunFinished,
+    RunResult,
+    RunStarted,
+    WebformResult,
+)
+from salesmap_tui.tui.app import SalesmapApp
+
+FIXED_NOW = datetime(2025, 3, 14, 9, 30, 0, tzinfo=UTC)
+TAG = "20250314T092000Z-1a2b"
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime = FIXED_NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def tmp_settings(root: Path, **changes: object) -> Settings:
+    settings = Settings(
+        db_path=root / "salesmap_latest.db",
+        log_dir=root / "logs",
+        backup_dir=root / "backups",
+        token="test-token-never-shown",
+        base_url="http://127.0.0.1:9/v2",
+        min_interval=0.0,
+        max_wait=0.2,
+        backoff_429=0.05,
+        backoff_base=0.01,
+    )
+    return settings.replace(**changes)
+
+
+def make_app(root: Path, clock: FakeClock | None = None, **changes: object) -> SalesmapApp:
+    app = SalesmapApp(tmp_settings(root, **changes), clock=clock or FakeClock(), base_dir=root)
+    app.animation_level = "none"
+    return app
+
+
+def recorded_run(root: Path) -> Iterator[tuple[float, EngineEvent]]:
+    """A mid-run moment of a full snapshot: (seconds to advance the clock, event)."""
+    db = root / "salesmap_latest.db"
+    yield (
+        0,
+        RunStarted(
+            run_tag=TAG,
+            kind="snapshot",
+            resumed=False,
+            db_path=str(db),
+            temp_db_path=str(root / f"salesmap_latest.db.{TAG}.tmp"),
+            log_path=str(root / "logs" / f"snapshot_{TAG}.log"),
+            base_url="http://127.0.0.1:8765/v2",
+            endpoints=("organization", "people", "deal", "lead", "memo", "user", "team"),
+            expected_rows={"organization": 600, "people": 1200, "deal": 900, "lead": 300},
+            started_at="2025-03-14T09:20:00.000Z",
+        ),
+    )
+    yield 0, PhaseChanged("backup", "gzip of the live DB")
+    yield 1, BackupMade(str(root / "backups" / f"salesmap_latest_{TAG}.db.gz"), 1_234_567)
+    yield 0, PhaseChanged("crawl")
+    for endpoint in ("organization", "people", "deal", "lead", "memo"):
+        yield 0, EndpointProgress(endpoint, "fetching", 0, 0)
+    yield 0, EndpointProgress("user", "fetching", 0, 0)
+    yield 0, EndpointProgress("team", "waiting", 0, 0)
+    yield 4, EndpointProgress("user", "done", 1, 12)
+    yield 0, EndpointProgress("team", "done", 1, 4)
+    yield 0, RequestRetried("people", 1, 4, 429, "429 Too Many Requests", 8.3, "Retry-After header")
+    yield 0, RequestRetried("memo", 2, 4, 503, "503 [bold]Service Unavailable[/]", 2.0, "backoff")
+    yield 0, RequestRetried("deal", 1, 4, None, "timeout", 1.0, "backoff")
+    yield 0, EngineWarning("people: 3 rows in checkpoint but 0 in table; continuing")
+    yield 6, EndpointProgress("organization", "done", 12, 600, 600)
+    yield 0, EndpointProgress("people", "backoff", 10, 500, 1200, "c-500", 8.3)
+    yield 0, EndpointProgress("deal", "fetching", 8, 400, 900, "c-400")
+    yield 0, EndpointProgress("lead", "fetching", 15, 150, 300, "c-150")
+    yield 0, EndpointProgress("memo", "fetching", 20, 1000, None, "c-1000")
+    yield 0, RequestStats(410, 81, 10.0, 100, 10.0)
+    yield (
+        0,
+        CheckpointSaved(
+            path=str(root / "logs" / "checkpoints" / f"checkpoint_{TAG}.json"),
+            run_tag=TAG,
+            saved_at="2025-03-14T09:20:09.000Z",
+            phase="crawl",
+            endpoints={
+                "organization": {"pages": 12, "rows": 600, "cursor": None, "done": True},
+                "people": {"pages": 10, "rows": 500, "cursor": "c-500", "done": False},
+                "deal": {"pages": 8, "rows": 400, "cursor": "c-400", "done": False},
+                "lead": {"pages": 15, "rows": 150, "cursor": "c-150", "done": False},
+                "memo": {"pages": 20, "rows": 1000, "cursor": "c-1000", "done": False},
+                "user": {"pages": 1, "rows": 12, "cursor": None, "done": True},
+                "team": {"pages": 1, "rows": 4, "cursor": None, "done": True},
+            },
+        ),
+    )
+
+
+def finished_result(root: Path, status: str = "done") -> RunResult:
+    return RunResult(
+        run_tag=TAG,
+        kind="snapshot",
+        status=status,  # type: ignore[arg-type]
+        exit_code={"done": 0, "interrupted": 130, "fallback": 3}.get(status, 1),
+        started_at="2025-03-14T09:20:00.000Z",
+        finished_at="2025-03-14T09:22:05.000Z",
+        duration_s=125.0,
+        db_path=str(root / "salesmap_latest.db"),
+        final_db_path=str(root / "salesmap_latest.db"),
+        temp_db_path=None,
+        backup_path=str(root / "backups" / f"salesmap_latest_{TAG}.db.gz"),
+        log_path=str(root / "logs" / f"snapshot_{TAG}.log"),
+        replaced=status == "done",
+        fallback_path=str(root / f"salesmap_latest_{TAG}.db") if status == "fallback" else None,
+        tables={
+            "organization": {"rows": 600, "cols": 31},
+            "people": {"rows": 1200, "cols": 44},
+            "deal": {"rows": 900, "cols": 120},
+            "lead": {"rows": 300, "cols": 52},
+            "memo": {"rows": 2400, "cols": 18},
+            "user": {"rows": 12, "cols": 7},
+            "team": {"rows": 4, "cols": 4},
+        },
+        errors=(),
+        webform=WebformResult("done", forms=6, new_rows=42, dropped=1, skipped_forms=1),
+        message="Snapshot done: salesmap_latest.db replaced; the previous one is in backups/.",
+    )
+
+
+def finished(root: Path, status: str = "done") -> RunFinished:
+    return RunFinished(finished_result(root, status))
+
+
+def rendered(widget: Static, width: int = 120) -> str:
+    """The plain text a Static shows (its Text or Table rendered without styles)."""
+    console = Console(width=width, file=io.StringIO(), record=True, color_system=None)
+    console.print(widget.content)
+    return console.export_text()
