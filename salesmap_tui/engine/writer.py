@@ -172,21 +172,29 @@ class TableWriter:
             return
         self._begin()
         try:
+            self._set_columns(self._initial_columns())
             self._create_table()
             self.conn.commit()
         except BaseException:
             self._rollback()
+            self._set_columns([])
             raise
         self._exists = True
 
+    def _initial_columns(self) -> list[str]:
+        return [ID_COLUMN, PAYLOAD_COLUMN] if self.keep_payload else [ID_COLUMN]
+
     def _create_table(self) -> None:
-        cols = [ID_COLUMN]
-        defs = [f"{quote_ident(ID_COLUMN)} TEXT PRIMARY KEY"]
-        if self.keep_payload:
-            cols.append(PAYLOAD_COLUMN)
-            defs.append(f"{quote_ident(PAYLOAD_COLUMN)} TEXT")
+        """CREATE TABLE with every column known now (one statement beats many ALTERs)."""
+        defs = []
+        for col in self._columns:
+            if col == ID_COLUMN:
+                defs.append(f"{quote_ident(col)} TEXT PRIMARY KEY")
+            elif col in _RESERVED:
+                defs.append(f"{quote_ident(col)} TEXT")
+            else:
+                defs.append(quote_ident(col))  # untyped: values keep their JSON type
         self.conn.execute(f"CREATE TABLE IF NOT EXISTS {self._qtable} ({', '.join(defs)})")
-        self._set_columns(cols)
 
     def _begin(self) -> None:
         if not self.conn.in_transaction:
@@ -209,11 +217,11 @@ class TableWriter:
         new_columns: list[str] = []
         new_extra: list[str] = []
         skipped = 0
+        creating = not self._exists
+        if creating:
+            self._set_columns(self._initial_columns())
         self._begin()
         try:
-            if not self._exists:
-                self._create_table()
-                self._exists = True
             plans = self._plans
             # the last record per id wins, as it would in a sequential upsert; every record's
             # keys still shape the schema
@@ -228,6 +236,8 @@ class TableWriter:
                 if plan is None:
                     plan = self._plan(keyset, new_columns, new_extra)
                 latest[id_value(rid)] = (rec, plan)
+            self._apply_schema(creating, self._columns[len(saved[0]) :], new_extra)
+            self._exists = True
             keep_payload = self.keep_payload
             groups: dict[_Plan, list[tuple[Any, ...]]] = {}
             for rid, (rec, plan) in latest.items():
@@ -246,7 +256,7 @@ class TableWriter:
             self.conn.commit()
         except BaseException:
             self._rollback()
-            # the ALTERs were rolled back too: forget what they added
+            # the DDL was rolled back too: forget what it added
             self._set_columns(saved[0])
             self._extra = saved[1]
             self._exists = saved[2]
@@ -267,14 +277,16 @@ class TableWriter:
             elif key in self._extra:
                 extra.append(key)
             elif self._can_be_column(key):
-                self.conn.execute(f"ALTER TABLE {self._qtable} ADD COLUMN {quote_ident(key)}")
                 self._columns.append(key)
                 self._folded.add(_fold(key))
                 self._own.add(key)
                 new_columns.append(key)
                 own.append(key)
             else:
-                self._route_to_extra(key)
+                if EXTRA_COLUMN not in self._columns:
+                    self._columns.append(EXTRA_COLUMN)
+                    self._folded.add(EXTRA_COLUMN)
+                self._extra.add(key)
                 new_extra.append(key)
                 extra.append(key)
         cols = [ID_COLUMN, *own]
@@ -304,23 +316,24 @@ class TableWriter:
             return False
         return len(self._columns) < COLUMN_BUDGET
 
-    def _route_to_extra(self, key: str) -> None:
-        if EXTRA_COLUMN not in self._columns:
+    def _apply_schema(self, creating: bool, added: list[str], new_extra: list[str]) -> None:
+        """The DDL for what planning this page decided, inside the page's transaction."""
+        if creating:
+            self._create_table()
+        else:
+            for col in added:
+                kind = " TEXT" if col in _RESERVED else ""  # own columns stay untyped
+                self.conn.execute(f"ALTER TABLE {self._qtable} ADD COLUMN {quote_ident(col)}{kind}")
+        if new_extra:
             self.conn.execute(
-                f"ALTER TABLE {self._qtable} ADD COLUMN {quote_ident(EXTRA_COLUMN)} TEXT"
+                f"CREATE TABLE IF NOT EXISTS {COLUMNS_TABLE} (table_name TEXT, column_name TEXT, "
+                "source_key TEXT, PRIMARY KEY (table_name, source_key))"
             )
-            self._columns.append(EXTRA_COLUMN)
-            self._folded.add(EXTRA_COLUMN)
-        self.conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {COLUMNS_TABLE} (table_name TEXT, column_name TEXT, "
-            "source_key TEXT, PRIMARY KEY (table_name, source_key))"
-        )
-        self.conn.execute(
-            f"INSERT OR IGNORE INTO {COLUMNS_TABLE} (table_name, column_name, source_key) "
-            "VALUES (?, ?, ?)",
-            (self.table, EXTRA_COLUMN, key),
-        )
-        self._extra.add(key)
+            self.conn.executemany(
+                f"INSERT OR IGNORE INTO {COLUMNS_TABLE} (table_name, column_name, source_key) "
+                "VALUES (?, ?, ?)",
+                [(self.table, EXTRA_COLUMN, key) for key in new_extra],
+            )
 
 
 def _scrub(value: Any) -> Any:
