@@ -40,7 +40,7 @@ def _stamp() -> str:
 class EventPrinter:
     """One readable line per event, made for cron logs; `quiet` keeps errors only."""
 
-    def __init__(self, out: TextIO = sys.stdout, *, quiet: bool = False) -> None:
+    def __init__(self, out: TextIO | None = None, *, quiet: bool = False) -> None:
         self.out = out
         self.quiet = quiet
         self.checkpoint_interval = 50
@@ -49,10 +49,12 @@ class EventPrinter:
     def __call__(self, event: EngineEvent) -> None:
         line = self.format(event)
         if line is not None:
-            print(f"{_stamp()} {line}", file=self.out, flush=True)
+            print(f"{_stamp()} {line}", file=self.out or sys.stdout, flush=True)
 
     def format(self, event: EngineEvent) -> str | None:
         if isinstance(event, RunFinished):
+            if self.quiet and event.result.exit_code == 0:
+                return None
             return self._finished(event.result)
         if self.quiet:
             if isinstance(event, EndpointProgress) and event.state == "failed":
@@ -100,7 +102,9 @@ class EventPrinter:
 
     def _finished(self, r: RunResult) -> str:
         rows = ", ".join(f"{name} {t['rows']}" for name, t in r.tables.items())
-        parts = [f"{r.kind} run {r.run_tag} {r.status} in {r.duration_s:.1f} s (exit {r.exit_code})"]
+        parts = [
+            f"{r.kind} run {r.run_tag} {r.status} in {r.duration_s:.1f} s (exit {r.exit_code})"
+        ]
         if rows:
             parts.append(f"rows: {rows}")
         if r.backup_path:
@@ -204,7 +208,9 @@ def cmd_history(settings: Settings, *, as_json: bool) -> int:
     if not records:
         print(f"no runs recorded in {settings.history_path}")
         return 0
-    print(f"{'run tag':<22} {'kind':<8} {'status':<11} {'started':<20} {'dur s':>7} {'rows':>9} err")
+    print(
+        f"{'run tag':<22} {'kind':<8} {'status':<11} {'started':<20} {'dur s':>7} {'rows':>9} err"
+    )
     for rec in records:
         tables = rec.get("tables") or {}
         rows = sum(int(t.get("rows") or 0) for t in tables.values() if isinstance(t, dict))

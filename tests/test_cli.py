@@ -1,0 +1,261 @@
+"""The headless CLI: exit codes, messages, kill-and-resume of a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from salesmap_tui.cli import main
+from salesmap_tui.sandbox import SandboxConfig, SandboxServer
+
+from .conftest import (
+    SNAPSHOT_TABLES,
+    dataset_of,
+    expected_records,
+    table_records,
+)
+
+
+def cli_args(root: Path, server: SandboxServer, *extra: str) -> list[str]:
+    return [
+        "snapshot",
+        "--db-path",
+        str(root / "salesmap_latest.db"),
+        "--log-dir",
+        str(root / "logs"),
+        "--backup-dir",
+        str(root / "backups"),
+        "--base-url",
+        server.base_url,
+        "--min-interval",
+        "0",
+        "--max-wait",
+        "0.05",
+        *extra,
+    ]
+
+
+@pytest.fixture
+def env_token(monkeypatch, sandbox):
+    monkeypatch.setenv("SALESMAP_TOKEN", sandbox.token)
+    return sandbox.token
+
+
+def test_snapshot_command_runs_and_prints_lines(tmp_path, sandbox, env_token, capsys):
+    code = main(cli_args(tmp_path, sandbox))
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "snapshot run" in out.out and "done" in out.out
+    assert env_token not in out.out + out.err
+    assert (tmp_path / "salesmap_latest.db").is_file()
+
+
+def test_quiet_prints_errors_only(tmp_path, sandbox, env_token, capsys):
+    assert main([*cli_args(tmp_path, sandbox), "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    sandbox.set_faults("503:1:burst=99:path=team")
+    assert main([*cli_args(tmp_path, sandbox), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "phase:" not in out and "checkpoint saved" not in out
+    assert "max_retries_exceeded" in out and "failed" in out
+
+
+def test_no_token_exits_2(tmp_path, sandbox, monkeypatch, capsys):
+    monkeypatch.delenv("SALESMAP_TOKEN", raising=False)
+    assert main(cli_args(tmp_path, sandbox)) == 2
+    err = capsys.readouterr().err
+    assert "SALESMAP_TOKEN" in err and "Traceback" not in err
+    assert not (tmp_path / "salesmap_latest.db").exists()
+
+
+def test_rejected_token_exits_2_and_names_no_token(tmp_path, sandbox, monkeypatch, capsys):
+    monkeypatch.setenv("SALESMAP_TOKEN", "wrong-secret-token-123")
+    assert main(cli_args(tmp_path, sandbox)) == 2
+    out = capsys.readouterr()
+    assert "token rejected" in (out.out + out.err).lower()
+    assert "wrong-secret-token-123" not in out.out + out.err
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert b"wrong-secret-token-123" not in path.read_bytes(), path
+
+
+def test_unknown_resume_run_tag_exits_2(tmp_path, sandbox, env_token, capsys):
+    code = main([*cli_args(tmp_path, sandbox), "--resume-run-tag", "20260101T000000Z-abcd"])
+    assert code == 2
+    assert "20260101T000000Z-abcd" in capsys.readouterr().err
+
+
+def test_resume_with_nothing_to_resume_starts_fresh(tmp_path, sandbox, env_token, capsys):
+    assert main([*cli_args(tmp_path, sandbox), "--resume"]) == 0
+    assert "nothing to resume" in capsys.readouterr().out
+
+
+def test_corrupt_checkpoint_exits_2_and_is_kept(tmp_path, sandbox, env_token, capsys):
+    cp_dir = tmp_path / "logs" / "checkpoints"
+    cp_dir.mkdir(parents=True)
+    bad = cp_dir / "checkpoint_20260101T000000Z-abcd.json"
+    bad.write_text('{"run_tag": "20260101T000000Z-ab')
+    code = main([*cli_args(tmp_path, sandbox), "--resume-run-tag", "20260101T000000Z-abcd"])
+    assert code == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert bad.read_text() == '{"run_tag": "20260101T000000Z-ab'
+
+
+def test_garbage_history_line_is_tolerated(tmp_path, sandbox, env_token, capsys):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "run_history.jsonl").write_text("this is not json\n")
+    assert main(cli_args(tmp_path, sandbox)) == 0
+    capsys.readouterr()
+    assert main(["history", "--log-dir", str(logs), "--json"]) == 0
+    out = capsys.readouterr()
+    records = json.loads(out.out)
+    assert [r["status"] for r in records] == ["running", "done"]
+    assert "line 1" in out.err
+    assert (logs / "run_history.jsonl").read_text().startswith("this is not json\n")
+
+
+def test_negative_keep_backups_exits_2(tmp_path, sandbox, env_token, capsys):
+    assert main([*cli_args(tmp_path, sandbox), "--keep-backups", "-1"]) == 2
+    assert "keep-backups" in capsys.readouterr().err
+
+
+def test_db_path_in_missing_directory_exits_2(tmp_path, sandbox, env_token, capsys):
+    args = cli_args(tmp_path, sandbox)
+    args[args.index("--db-path") + 1] = str(tmp_path / "nope" / "x.db")
+    assert main(args) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()
+
+
+def test_plain_http_to_remote_host_is_refused(tmp_path, sandbox, env_token, capsys):
+    args = cli_args(tmp_path, sandbox)
+    args[args.index("--base-url") + 1] = "http://example.com/api/v2"
+    assert main(args) == 2
+    assert "in clear" in capsys.readouterr().err
+
+
+def test_second_run_while_lock_held_exits_2_naming_pid(tmp_path, sandbox, env_token, capsys):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "os.write(fd, str(os.getpid()).encode())\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+            str(tmp_path / "salesmap_latest.db.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert main(cli_args(tmp_path, sandbox)) == 2
+        assert str(holder.pid) in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# --- a real process, SIGKILLed mid-crawl, then resumed ----------------------------------------
+
+
+def _spawn(args: list[str], token: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "SALESMAP_TOKEN": token}
+    return subprocess.Popen(
+        [sys.executable, "-m", "salesmap_tui.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _kill_after_checkpoint(root: Path, proc: subprocess.Popen[str], checkpoints: int) -> None:
+    cp_dir = root / "logs" / "checkpoints"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before it could be killed: {proc.stderr.read()}")
+        log = next(iter((root / "logs").glob("snapshot_*.log")), None)
+        if log and cp_dir.exists() and log.read_text().count("checkpoint saved") >= checkpoints:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_sigkill_then_resume_then_resume_run_tag(tmp_path):
+    cfg = SandboxConfig(seed=11, scale=300, forms=3, latency_ms=8, rate_limit=100_000)
+    with SandboxServer(cfg) as server:
+        base = cli_args(tmp_path, server, "--checkpoint-interval", "2", "--concurrency", "2")
+        first = _spawn(base, server.token)
+        _kill_after_checkpoint(tmp_path, first, 3)
+        assert not (tmp_path / "salesmap_latest.db").exists()
+        resumed = _spawn([*base, "--resume"], server.token)
+        assert resumed.wait(120) == 0, resumed.stderr.read() if resumed.stderr else ""
+        data = dataset_of(cfg)
+        db = tmp_path / "salesmap_latest.db"
+        for table in SNAPSHOT_TABLES:
+            assert table_records(db, table) == expected_records(data, table), table
+        history = [
+            json.loads(line)
+            for line in (tmp_path / "logs" / "run_history.jsonl").read_text().splitlines()
+        ]
+        tags = {r["run_tag"] for r in history}
+        assert len(tags) == 1
+        assert [r["status"] for r in history] == ["running", "interrupted", "running", "done"]
+
+        # another killed run, this time resumed by its tag, after the seed's manual recovery:
+        # the checkpoint's .json is lost but its .json.tmp is copied back
+        second = _spawn(base, server.token)
+        _kill_after_checkpoint_of_new_run(tmp_path, second, tags)
+        new_tag = _newest_unfinished_tag(tmp_path)
+        cp = tmp_path / "logs" / "checkpoints" / f"checkpoint_{new_tag}.json"
+        tmp_copy = cp.with_name(cp.name + ".tmp")
+        shutil.copyfile(cp, tmp_copy)
+        cp.unlink()
+        shutil.copyfile(tmp_copy, cp)
+        again = _spawn([*base, "--resume-run-tag", new_tag], server.token)
+        assert again.wait(120) == 0, again.stderr.read() if again.stderr else ""
+        for table in SNAPSHOT_TABLES:
+            assert table_records(db, table) == expected_records(data, table), table
+        # the killed run's backup was made once and kept across the resume
+        backups = sorted((tmp_path / "backups").glob("*.db.gz"))
+        assert [b.name for b in backups] == [f"salesmap_latest_{new_tag}.db.gz"]
+
+
+def _kill_after_checkpoint_of_new_run(root: Path, proc, old_tags: set[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        for log in (root / "logs").glob("snapshot_*.log"):
+            tag = log.stem.removeprefix("snapshot_")
+            if tag not in old_tags and log.read_text().count("checkpoint saved") >= 3:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("no checkpoint appeared")
+
+
+def _newest_unfinished_tag(root: Path) -> str:
+    for cp in sorted((root / "logs" / "checkpoints").glob("checkpoint_*.json"), reverse=True):
+        data = json.loads(cp.read_text())
+        if not data.get("done"):
+            return str(data["run_tag"])
+    raise AssertionError("no unfinished checkpoint")
