@@ -199,6 +199,15 @@ class SalesmapApp(App[int]):
             severity=severity,
             markup=False,
         )
+        if result.status == "failed" and result.exit_code == errors.UsageError.exit_code:
+            # A usage problem found once the run was under way (a 401 on the first page, ...):
+            # the same error modal as one raised before the start.
+            text = " ".join(result.errors).lower() + " " + result.message.lower()
+            title = "Token rejected" if "token" in text and "401" in text else "Cannot run"
+            message = result.message
+            if self.settings.token:
+                message = message.replace(self.settings.token, "***")
+            self.show_error(title, message)
         for mode in ("resume", "history", "webform", "restore"):
             screen = self.get_screen_for_mode(mode)
             if isinstance(screen, WebformScreen) and self.run_kind == "webform":

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import pytest_textual_snapshot
 from syrupy.location import PyTestLocation
+
+from salesmap_tui.sandbox import SandboxConfig, SandboxServer
 
 SNAPSHOT_DIR = Path(__file__).resolve().parents[2] / "snapshots"
 
@@ -22,3 +26,10 @@ class TopLevelSVGExtension(pytest_textual_snapshot.SVGImageExtension):
 # `snap_compare` looks the extension class up in its module at call time, so this is the one
 # seam that redirects it without copying the fixture.
 pytest_textual_snapshot.SVGImageExtension = TopLevelSVGExtension  # type: ignore[misc]
+
+
+@pytest.fixture
+def tui_sandbox() -> Iterator[SandboxServer]:
+    """A small, fast, fault-free loopback sandbox."""
+    with SandboxServer(SandboxConfig(seed=5, scale=60, forms=3)) as server:
+        yield server
