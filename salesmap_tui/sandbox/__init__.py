@@ -1,7 +1,8 @@
 """A local Salesmap-compatible HTTP API: deterministic data, pagination quirks, rate limit, faults.
 
 Public API: `SandboxConfig`, `SandboxServer`, `Dataset`, `ENDPOINTS`. Fault spec grammar: see
-`salesmap_tui.sandbox.faults`.
+`salesmap_tui.sandbox.faults`. Rate limit: a sliding window per token over admitted requests;
+requests the limiter rejects with 429 do not count, requests answered by an injected fault do.
 """
 
 from __future__ import annotations

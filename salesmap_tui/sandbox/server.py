@@ -121,7 +121,10 @@ class SandboxServer:
         return self.state.stats()
 
     def request_log(self) -> list[dict[str, Any]]:
-        """The kept request log: t (monotonic), wall, kind, path, cursor, status, fault."""
+        """The kept request log: t (monotonic), wall, kind, path, cursor, status, fault.
+
+        Status 0 marks a `hang` (no response was sent); `fault` names the injected fault.
+        """
         return self.state.request_log()
 
     def reset_stats(self) -> None:
