@@ -18,7 +18,7 @@ from textual.worker import Worker, WorkerState
 from salesmap_tui.config import TOKEN_ENV, Settings
 from salesmap_tui.engine import errors
 from salesmap_tui.engine.events import EngineEvent, RunFinished, RunResult
-from salesmap_tui.tui.format import Clock, system_clock
+from salesmap_tui.tui.format import Clock, relativize, system_clock
 from salesmap_tui.tui.messages import EngineEventMessage
 from salesmap_tui.tui.screens.base import AppScreen
 from salesmap_tui.tui.screens.dashboard import DashboardScreen
@@ -291,7 +291,7 @@ class SalesmapApp(App[int]):
             self._callbacks.pop(worker, None)
 
     def show_error(self, title: str, message: str) -> None:
-        self.push_screen(ErrorModal(title, message))
+        self.push_screen(ErrorModal(title, relativize(message, self.base_dir)))
 
     # --- help, palette, quit --------------------------------------------------------------------
     def action_help(self) -> None:

@@ -92,3 +92,10 @@ def short(text: str | None, width: int) -> str:
     if text is None:
         return "-"
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def relativize(text: str, base: Path) -> str:
+    """Shorten absolute paths under the working directory inside a message."""
+    for prefix in {str(base.resolve()), str(base)}:
+        text = text.replace(prefix + "/", "")
+    return text

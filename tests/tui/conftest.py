@@ -16,11 +16,12 @@ SNAPSHOT_DIR = Path(__file__).resolve().parents[2] / "snapshots"
 
 class TopLevelSVGExtension(pytest_textual_snapshot.SVGImageExtension):
     """pytest-textual-snapshot's SVG extension, writing to `snapshots/` instead of
-    `tests/tui/__snapshots__/<module>/`."""
+    `tests/tui/__snapshots__/<module>/`: `snapshots/<module>/<test>.svg`. (syrupy relates a file
+    to its test by the module name in the path, so the module folder stays.)"""
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
-        return str(SNAPSHOT_DIR)
+        return str(SNAPSHOT_DIR / test_location.basename)
 
 
 # `snap_compare` looks the extension class up in its module at call time, so this is the one

@@ -162,3 +162,204 @@ def rendered(widget: Static, width: int = 120) -> str:
     console = Console(width=width, file=io.StringIO(), record=True, color_system=None)
     console.print(widget.content)
     return console.export_text()
+
+
+# --- a fixed workspace on disk, for the list screens' snapshots ---------------------------------
+FIXED_EPOCH = FIXED_NOW.timestamp()
+TAGS = (
+    "20250310T020000Z-aa01",
+    "20250311T020000Z-bb02",
+    "20250312T020000Z-cc03",
+    "20250313T020000Z-dd04",
+)
+MARKUP_ERROR = "memo: 400 [bold]잘못된 요청[/bold] [link=https://evil.example]click[/link]"
+
+
+def _record(root: Path, tag: str, status: str, scale: int, **extra: object) -> dict[str, object]:
+    day = tag[6:8]
+    rec: dict[str, object] = {
+        "run_tag": tag,
+        "kind": "snapshot",
+        "status": status,
+        "started_at": f"2025-03-{day}T02:00:00.000Z",
+        "finished_at": f"2025-03-{day}T02:{scale // 100:02d}:30.000Z",
+        "duration_s": 60.0 * (scale // 100) + 30,
+        "db_path": str(root / "salesmap_latest.db"),
+        "final_db_path": str(root / "salesmap_latest.db"),
+        "temp_db_path": None,
+        "backup_path": str(root / "backups" / f"salesmap_latest_{tag}.db.gz"),
+        "log_path": str(root / "logs" / f"snapshot_{tag}.log"),
+        "replaced": status == "done",
+        "fallback_path": None,
+        "tables": {
+            "organization": {"rows": scale, "cols": 30},
+            "people": {"rows": scale * 2, "cols": 41},
+            "deal": {"rows": scale + scale // 2, "cols": 118},
+            "lead": {"rows": scale // 2, "cols": 50},
+            "memo": {"rows": scale * 3, "cols": 18},
+            "user": {"rows": 12, "cols": 7},
+            "team": {"rows": 4, "cols": 4},
+        },
+        "error_count": 0,
+        "errors": [],
+        "webform": {
+            "status": "done",
+            "forms": 6,
+            "new_rows": scale // 10,
+            "dropped": 0,
+            "skipped_forms": 1,
+            "error": None,
+        },
+    }
+    rec.update(extra)
+    return rec
+
+
+def write_history(root: Path) -> Path:
+    """Runs over four days: an interrupted-then-done tag, a fallback, a failure with markup in
+    its error, a web-form pass, and one line of garbage."""
+    import json
+
+    lines = [
+        _record(root, TAGS[0], "done", 500),
+        _record(root, TAGS[1], "interrupted", 200, replaced=False, tables={}),
+        _record(root, TAGS[1], "done", 520),
+        "{this line is not json",
+        _record(
+            root,
+            TAGS[2],
+            "fallback",
+            540,
+            replaced=False,
+            fallback_path=str(root / f"salesmap_latest_{TAGS[2]}.db"),
+        ),
+        {
+            "run_tag": "20250313T010000Z-wf01",
+            "kind": "webform",
+            "status": "done",
+            "started_at": "2025-03-13T01:00:00.000Z",
+            "finished_at": "2025-03-13T01:00:12.000Z",
+            "duration_s": 12.0,
+            "db_path": str(root / "salesmap_latest.db"),
+            "final_db_path": str(root / "salesmap_latest.db"),
+            "errors": [],
+            "error_count": 0,
+            "webform": {
+                "status": "done",
+                "forms": 6,
+                "new_rows": 17,
+                "dropped": 2,
+                "skipped_forms": 1,
+                "error": None,
+            },
+        },
+        _record(
+            root,
+            TAGS[3],
+            "failed",
+            100,
+            replaced=False,
+            error_count=1,
+            errors=[MARKUP_ERROR],
+            backup_path=None,
+            webform=None,
+        ),
+    ]
+    path = root / "logs" / "run_history.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(
+        line if isinstance(line, str) else json.dumps(line, ensure_ascii=False) for line in lines
+    )
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def write_checkpoints(root: Path) -> None:
+    """One resumable checkpoint (with its temp DB) and one unreadable file."""
+    import json
+    import os
+
+    from salesmap_tui.engine.checkpoint import Checkpoint, EndpointCheckpoint, checkpoint_to_dict
+
+    settings = tmp_settings(root)
+    tag = TAGS[3]
+    temp = settings.temp_db_path(tag)
+    temp.write_bytes(b"\0" * 3 * 1024 * 1024)  # only its size is shown
+    cp = Checkpoint(
+        run_tag=tag,
+        temp_db_path=str(temp),
+        db_path=str(settings.db_path),
+        settings=settings.public_dict(),
+        backup_path=str(settings.backup_path(tag)),
+        phase="crawl",
+        started_at="2025-03-14T09:00:00.000Z",
+        saved_at="2025-03-14T09:12:00.000Z",
+        endpoints={
+            "organization": EndpointCheckpoint(None, 12, 600, True),
+            "people": EndpointCheckpoint("3f2a9c1e-people-cursor", 10, 500, False),
+            "deal": EndpointCheckpoint("9b1d-deal", 4, 200, False),
+            "lead": EndpointCheckpoint(None, 0, 0, False),
+            "memo": EndpointCheckpoint("c-1000", 20, 1000, False),
+            "user": EndpointCheckpoint(None, 1, 12, True),
+            "team": EndpointCheckpoint(None, 1, 4, True),
+        },
+    )
+    directory = settings.checkpoint_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    good = directory / f"checkpoint_{tag}.json"
+    good.write_text(json.dumps(checkpoint_to_dict(cp), ensure_ascii=False), encoding="utf-8")
+    bad = directory / "checkpoint_20250312T020000Z-cc03.json"
+    bad.write_text("{truncated", encoding="utf-8")
+    os.utime(good, (FIXED_EPOCH - 18 * 60, FIXED_EPOCH - 18 * 60))
+    os.utime(bad, (FIXED_EPOCH - 86400, FIXED_EPOCH - 86400))
+
+
+def write_backups(root: Path) -> None:
+    """Three gzip backups with fixed bytes and times (gzip's own header time pinned too)."""
+    import gzip
+    import os
+
+    directory = root / "backups"
+    directory.mkdir(parents=True, exist_ok=True)
+    for index, tag in enumerate(TAGS[:3]):
+        path = directory / f"salesmap_latest_{tag}.db.gz"
+        path.write_bytes(gzip.compress(b"SQLite format 3\0" + bytes(4096 * (index + 1)), mtime=0))
+        when = FIXED_EPOCH - (3 - index) * 86400
+        os.utime(path, (when, when))
+
+
+def write_live_db(root: Path) -> None:
+    """A small live DB with deals and webform_history (Korean form names, as in real data)."""
+    import sqlite3
+
+    conn = sqlite3.connect(root / "salesmap_latest.db")
+    conn.execute('CREATE TABLE deal (id TEXT PRIMARY KEY, "peopleId" TEXT)')
+    conn.executemany("INSERT INTO deal VALUES (?, ?)", [(f"d{i}", f"p{i % 7}") for i in range(20)])
+    conn.execute(
+        "CREATE TABLE webform_history (webFormId TEXT, webFormName TEXT, peopleId TEXT, "
+        "organizationId TEXT, dealId TEXT, leadId TEXT, createdAt TEXT, contents TEXT, "
+        "payload TEXT, payload_hash TEXT, run_tag TEXT, fetched_at TEXT)"
+    )
+    conn.executemany(
+        "INSERT INTO webform_history (webFormId, webFormName, peopleId, createdAt, payload_hash)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [
+            (
+                f"f{i % 3}",
+                ["상담 신청", "데모 요청", "뉴스레터"][i % 3],
+                f"p{i}",
+                f"2025-03-{10 + i % 4:02d}T08:00:00.000Z",
+                f"h{i}",
+            )
+            for i in range(9)
+        ],
+    )
+    conn.commit()
+    conn.close()
+
+
+def write_workspace(root: Path) -> None:
+    write_history(root)
+    write_checkpoints(root)
+    write_backups(root)
+    write_live_db(root)

@@ -25,6 +25,7 @@ STATUS_STYLES = {
     "running": "cyan",
 }
 HistoryItem = HistoryEntry | HistoryProblem
+CHART_COLORS = ["blue", "green", "red", "cyan", "magenta", "yellow", "white", "orange"] * 4
 
 
 def latest_per_tag(items: list[HistoryItem]) -> list[HistoryItem]:
@@ -63,7 +64,7 @@ class HistoryScreen(AppScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "toggle_all", "All lines", id="history.all"),
         Binding("t", "toggle_chart", "Chart", id="history.chart"),
-        Binding("f5", "reload", "Reload", id="history.reload"),
+        Binding("f5", "reload", "Reload", show=False, id="history.reload"),
     ]
 
     def __init__(self) -> None:
@@ -96,10 +97,10 @@ class HistoryScreen(AppScreen):
             ("status", 11),
             ("started", 16),
             ("duration", 9),
-            ("rows", 9),
-            ("err", 4),
-            ("backup", 13),
-            ("fallback", 13),
+            ("rows", 7),
+            ("err", 3),
+            ("backup", 9),
+            ("fallback", 9),
         ):
             table.add_column(label, width=width)
         self.reload()
@@ -184,8 +185,8 @@ class HistoryScreen(AppScreen):
                     style="red" if errors_n else "",
                     justify="right",
                 ),
-                Text(short(_name(backup), 13) if backup else "-", style="dim"),
-                Text(short(_name(fallback), 13) if fallback else "", style="yellow"),
+                Text(short(_name(backup), 9) if backup else "-", style="dim"),
+                Text(short(_name(fallback), 9) if fallback else "", style="yellow"),
                 key=str(index),
             )
         if self.shown:
@@ -296,7 +297,13 @@ class HistoryScreen(AppScreen):
                             names.append(str(name))
             series = [[_rows(rec, name) for rec in runs] for name in names]
             if names:
-                plt.stacked_bar(labels, series, labels=names)  # type: ignore[call-arg]  # stub lags
+                # the stub lags plotext: `labels=` and a colour list are both accepted
+                plt.stacked_bar(  # type: ignore[call-arg]
+                    labels,
+                    series,
+                    labels=names,
+                    color=CHART_COLORS[: len(names)],  # type: ignore[arg-type]
+                )
             else:
                 plt.title("no table counts recorded")
         else:

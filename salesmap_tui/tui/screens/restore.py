@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
 from salesmap_tui.engine import errors
 from salesmap_tui.engine.api import RestoreResult, VerifiedBackup
 from salesmap_tui.engine.backup import BackupInfo
-from salesmap_tui.tui.format import age, count, from_epoch, show_path, size
+from salesmap_tui.tui.format import age, count, from_epoch, relativize, show_path, size
 from salesmap_tui.tui.messages import VerifyProgressMessage
 from salesmap_tui.tui.screens.base import AppScreen
 from salesmap_tui.tui.widgets.confirm import ConfirmScreen
@@ -30,7 +30,7 @@ class RestoreScreen(AppScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "restore", "Verify & restore", id="restore.choose"),
         Binding("escape", "cancel_verify", "Stop verifying", show=False, id="restore.stop"),
-        Binding("f5", "reload", "Reload", id="restore.reload"),
+        Binding("f5", "reload", "Reload", show=False, id="restore.reload"),
     ]
 
     def __init__(self) -> None:
@@ -168,12 +168,12 @@ class RestoreScreen(AppScreen):
         if isinstance(error, errors.BadBackup):
             self.outcome = "refused"
             text = Text("Refused: ", style="bold red")
-            text.append(str(error))
+            text.append(relativize(str(error), self.sapp.base_dir))
             text.append("\nThe live DB was not touched.", "bold")
         else:
             self.outcome = "error"
             text = Text("Verification failed: ", style="bold red")
-            text.append(str(error))
+            text.append(relativize(str(error), self.sapp.base_dir))
             text.append("\nThe live DB was not touched.", "bold")
         self.set_status(text)
 

@@ -13,7 +13,16 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Static
 
 from salesmap_tui.engine.checkpoint import CheckpointInfo
-from salesmap_tui.tui.format import age, count, from_epoch, parse_iso, short, show_path, size
+from salesmap_tui.tui.format import (
+    age,
+    count,
+    from_epoch,
+    parse_iso,
+    relativize,
+    short,
+    show_path,
+    size,
+)
 from salesmap_tui.tui.screens.base import AppScreen
 
 
@@ -22,7 +31,7 @@ class ResumeScreen(AppScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "resume", "Resume", id="resume.choose"),
-        Binding("f5", "reload", "Reload", id="resume.reload"),
+        Binding("f5", "reload", "Reload", show=False, id="resume.reload"),
     ]
 
     def __init__(self) -> None:
@@ -49,11 +58,11 @@ class ResumeScreen(AppScreen):
         self.query_one("#checkpoint-detail").border_title = "Detail"
         table = self.query_one("#checkpoints", DataTable)
         table.add_column("run tag", width=22)
-        table.add_column("saved", width=16)
-        table.add_column("phase", width=9)
-        table.add_column("progress", width=28)
-        table.add_column("temp DB", width=12)
-        table.add_column("status", width=30)
+        table.add_column("saved", width=14)
+        table.add_column("phase", width=8)
+        table.add_column("progress", width=26)
+        table.add_column("temp DB", width=8)
+        table.add_column("status", width=24)
         self.reload()
 
     def action_reload(self) -> None:
@@ -91,7 +100,7 @@ class ResumeScreen(AppScreen):
                 else Text("missing", style="red")
             )
             status = (
-                Text(short(info.problem, 30), style="bold red")
+                Text(short(relativize(info.problem, self.sapp.base_dir), 24), style="bold red")
                 if info.problem
                 else Text("can resume", style="green")
             )
@@ -136,7 +145,9 @@ class ResumeScreen(AppScreen):
         grid.add_column()
         grid.add_row(Text("file"), Text(show_path(info.path, base)))
         if info.problem:
-            grid.add_row(Text("cannot resume"), Text(info.problem, style="bold red"))
+            grid.add_row(
+                Text("cannot resume"), Text(relativize(info.problem, base), style="bold red")
+            )
         cp = info.checkpoint
         if cp is not None:
             temp = Text(show_path(cp.temp_db_path, base))
@@ -171,7 +182,8 @@ class ResumeScreen(AppScreen):
             return
         if info.problem or info.run_tag is None:
             self.notify(
-                Text(f"This checkpoint cannot be resumed: {info.problem or 'no run tag'}").plain,
+                "This checkpoint cannot be resumed: "
+                + relativize(info.problem or "no run tag", self.sapp.base_dir),
                 severity="error",
                 markup=False,
             )

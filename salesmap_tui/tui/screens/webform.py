@@ -27,7 +27,7 @@ class WebformScreen(AppScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("p", "start_pass", "Web-form pass", id="webform.pass"),
-        Binding("f5", "reload", "Reload", id="webform.reload"),
+        Binding("f5", "reload", "Reload", show=False, id="webform.reload"),
     ]
 
     def __init__(self) -> None:
