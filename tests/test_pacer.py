@@ -194,3 +194,14 @@ async def test_cancellable_sleep_real_clock() -> None:
             await asyncio.wait_for(cancellable_sleep(60.0, cancel), timeout=5)
     finally:
         timer.cancel()
+
+
+def test_one_pacer_across_event_loops() -> None:
+    # the pacing state survives from one asyncio.run to the next (e.g. crawl, then web forms)
+    vt = VirtualTime()
+    pacer = Pacer(0.0, 2, 10.0, clock=vt.clock, sleep=vt.sleep)
+    log: list[tuple[float, int]] = []
+    asyncio.run(vt.run([_grants(pacer, vt, 2, log, 0)]))
+    asyncio.run(vt.run([_grants(pacer, vt, 2, log, 1)]))
+    assert pacer.total == 4
+    assert [t for t, _ in log] == [0.0, 0.0, 10.0, 10.0]

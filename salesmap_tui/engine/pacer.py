@@ -74,6 +74,7 @@ class Pacer:
         self._slots: deque[float] = deque()
         self._last_slot: float | None = None
         self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._started = clock()
         self._last_stats: float | None = None
         self.total = 0
@@ -95,9 +96,11 @@ class Pacer:
     async def acquire(self, cancel: threading.Event | None = None) -> None:
         """Reserve the next send slot and wait for it (raises `RunCancelled` if cancelled)."""
         check_cancel(cancel)
-        if self._lock is None:
-            # Created lazily so the pacer can be built outside a running loop.
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            # Created lazily (and per loop) so the pacer can be built outside a running loop.
             self._lock = asyncio.Lock()
+            self._lock_loop = loop
         async with self._lock:
             slot = self._reserve()
         await wait_until(slot, cancel, clock=self._clock, sleep=self._sleep)
