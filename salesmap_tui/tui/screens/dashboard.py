@@ -206,7 +206,8 @@ class DashboardScreen(Screen[None]):
         self.run_tag = result.run_tag
         self.active = False
         self.cancelling = False
-        self.phase = "done"
+        if result.status in ("done", "fallback"):
+            self.phase = "done"  # an interrupted or failed run keeps the phase it stopped in
         for endpoint, info in result.tables.items():
             row = self.row(endpoint)
             if row is not None and row.state not in ("done", "failed") and result.status == "done":
@@ -289,6 +290,9 @@ class DashboardScreen(Screen[None]):
             text.append(f"{show_path(self.backup.path, base)} ({size(self.backup.size_bytes)})")
         if not app.settings.token:
             text.append("  SALESMAP_TOKEN not set", "bold red")
+        if app.demo:
+            text.append("  demo: local sandbox ", "bold magenta")
+            text.append(app.settings.base_url, "dim")
         return text
 
     def _phase_bar(self) -> Text:
@@ -327,7 +331,7 @@ class DashboardScreen(Screen[None]):
             )
         if self.webform is not None:
             wf = self.webform
-            text.append("   web forms ", "dim")
+            text.append("\nweb forms ", "dim")
             text.append(
                 f"{wf.forms_done}/{wf.forms_total} forms · {count(wf.new_rows)} new"
                 f" · {wf.dropped} dropped · {wf.skipped_forms} skipped"

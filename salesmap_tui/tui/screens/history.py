@@ -25,6 +25,7 @@ STATUS_STYLES = {
     "running": "cyan",
 }
 HistoryItem = HistoryEntry | HistoryProblem
+CHART_TABLES = ("organization", "people", "deal", "lead", "memo", "user", "team")
 CHART_COLORS = ["blue", "green", "red", "cyan", "magenta", "yellow", "white", "orange"] * 4
 
 
@@ -293,7 +294,7 @@ class HistoryScreen(AppScreen):
                 tables = rec.get("tables")
                 if isinstance(tables, dict):
                     for name in tables:
-                        if name not in names and not str(name).startswith("_"):
+                        if name not in names and name in CHART_TABLES:
                             names.append(str(name))
             series = [[_rows(rec, name) for rec in runs] for name in names]
             if names:

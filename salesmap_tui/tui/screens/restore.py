@@ -251,5 +251,7 @@ class RestoreScreen(AppScreen):
             text.append("\nprevious live DB saved as ")
             text.append(show_path(result.previous_backup_path, base))
         self.set_status(text)
-        self.notify(text.plain, title="Restore done", markup=False)
+        self.notify(
+            f"Restored {Path(result.restored_from).name}", title="Restore done", markup=False
+        )
         self.reload()
