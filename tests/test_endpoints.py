@@ -167,11 +167,15 @@ def test_error_envelopes(body: dict[str, Any], reason: str | None) -> None:
 @pytest.mark.parametrize(
     ("content", "ctype", "fragment"),
     [
-        (b"<!DOCTYPE html><html></html>", "text/html; charset=utf-8", "an HTML body (text/html"),
-        (b"<html></html>", None, "an HTML body"),
+        (
+            b"<!DOCTYPE html><html></html>",
+            "text/html; charset=utf-8",
+            "(HTML?): text/html, 28 bytes",
+        ),
+        (b"<html></html>", None, "(HTML?): unknown, 13 bytes; is the base URL"),
         (b'{"success": true, "data": {"dea', "application/json", "non-JSON body (HTML?)"),
-        (b"", "application/json", "an empty body"),
-        (b"\xff\xfe garbage", None, "non-JSON body"),
+        (b"", "application/json", "0 bytes (empty)"),
+        (b"\xff\xfe garbage", None, "non-JSON body (HTML?)"),
         (b"[1, 2]", "application/json", "not the {success, data} envelope"),
         (b'{"success": true}', "application/json", "not the {success, data} envelope"),
         (b'"just a string"', "application/json", "not the {success, data} envelope"),

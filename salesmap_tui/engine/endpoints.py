@@ -110,13 +110,12 @@ def parse_envelope(status: int, content: bytes, content_type: str | None) -> Any
     except (ValueError, UnicodeDecodeError):
         if not 200 <= status < 300:
             raise ApiError(f"the API answered {status}", status=status) from None
-        looks_html = "html" in ctype or content.lstrip()[:1] == b"<"
-        what = "an HTML body" if looks_html else "a non-JSON body (HTML?)"
-        if not content.strip():
-            what = "an empty body"
+        # No excerpt of the body: a server could echo the token, and a cut excerpt would
+        # escape the client's scrubber.
+        detail = "" if content.strip() else " (empty)"
         raise MalformedEnvelope(
-            f"the API answered {status} with {what} ({ctype}, {len(content)} bytes); "
-            "is the base URL right (it must end in /v2)?",
+            f"the API answered {status} with a non-JSON body (HTML?): {ctype}, "
+            f"{len(content)} bytes{detail}; is the base URL right (it must end in /v2)?",
             status=status,
         ) from None
     reason = reason_from_body(body)
