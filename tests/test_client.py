@@ -535,6 +535,18 @@ async def test_token_never_leaks() -> None:
     assert texts and not [t for t in texts if TOKEN in t]
 
 
+async def test_long_reason_is_shortened_after_scrubbing() -> None:
+    # the token straddles the cut: shortening first would leak its first half
+    reason = "x" * 480 + TOKEN + "y" * 5000
+    h = Harness([err(400, reason)])
+    with pytest.raises(ApiError) as info:
+        await h.get()
+    assert info.value.reason is not None and len(info.value.reason) <= 500
+    assert len(str(info.value)) <= 500
+    assert TOKEN[:8] not in str(info.value) and TOKEN[:8] not in info.value.reason
+    assert "***" in info.value.reason
+
+
 def test_missing_token() -> None:
     with pytest.raises(MissingToken, match="SALESMAP_TOKEN"):
         SalesmapClient(settings(token=None), Pacer(0, 0, 0), lambda e: None, threading.Event())

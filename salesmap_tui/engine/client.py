@@ -44,6 +44,7 @@ WaitReason = Literal["Retry-After header", "body hint", "backoff"]
 # "8.316초 후 재시도해주세요." → 8.316
 _BODY_HINT = re.compile(r"(\d+(?:\.\d+)?)\s*초")
 _SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
+MAX_MESSAGE = 500  # characters of any message built from a server's answer
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,9 @@ class SalesmapClient:
 
     # --- internals --------------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
+        """Token out first, then shorten: a cut could otherwise leave part of the token."""
+        text = text.replace(self._token, "***")
+        return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
     async def _sleep(self, seconds: float) -> None:
         if self._injected_sleep is None:

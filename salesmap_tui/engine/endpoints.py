@@ -58,20 +58,20 @@ class MalformedEnvelope(ApiError):
     """
 
 
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _oneline(text: str) -> str:
+    # Not shortened here: the client scrubs the token first, then shortens.
+    return " ".join(text.split())
 
 
 def _as_text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return _short(value) if value.strip() else None
+        return _oneline(value) if value.strip() else None
     if isinstance(value, list):
         parts = [t for t in (_as_text(v) for v in value) if t]
-        return _short("; ".join(parts)) if parts else None
-    return _short(json.dumps(value, ensure_ascii=False))
+        return _oneline("; ".join(parts)) if parts else None
+    return _oneline(json.dumps(value, ensure_ascii=False))
 
 
 def reason_from_body(body: Any) -> str | None:
