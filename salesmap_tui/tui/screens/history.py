@@ -285,7 +285,12 @@ class HistoryScreen(AppScreen):
             for item in latest_per_tag(self.items)
             if isinstance(item, HistoryEntry) and item.record.get("kind") == "snapshot"
         ][-12:]
-        labels = [_short_tag(str(rec.get("run_tag", "?"))) for rec in runs]
+        # Short labels so plotext never has to drop one (it picks which by width).
+        days = [_short_tag(str(rec.get("run_tag", "?"))) for rec in runs]
+        labels = [
+            day if days.count(day) == 1 else str(rec.get("run_tag", "?"))[9:13]
+            for day, rec in zip(days, runs, strict=True)
+        ]
         if not runs:
             plt.title("no snapshot runs yet")
         elif self.chart == "rows":
@@ -328,7 +333,7 @@ def _name(path: Any) -> str:
 
 
 def _short_tag(tag: str) -> str:
-    # 20250101T120000Z-abcd -> 01-01 12:00 (enough to tell runs apart on an axis)
+    # 20250101T120000Z-abcd -> 01-01 (the day; same-day runs fall back to HHMM)
     if len(tag) >= 13 and tag[8] == "T":
-        return f"{tag[4:6]}-{tag[6:8]} {tag[9:11]}:{tag[11:13]}"
-    return tag[:11]
+        return f"{tag[4:6]}-{tag[6:8]}"
+    return tag[:5]
