@@ -9,6 +9,7 @@ every N committed pages → web-form pass on the temp DB → manifest and run_in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import threading
@@ -117,7 +118,10 @@ def read_manifest_rows(db_path: Path) -> dict[str, int]:
         try:
             if not webform.table_exists(conn, "manifest"):
                 return {}
-            return {str(t): int(r or 0) for t, r in conn.execute("SELECT table_name, rows FROM manifest")}
+            return {
+                str(t): int(r or 0)
+                for t, r in conn.execute("SELECT table_name, rows FROM manifest")
+            }
         finally:
             conn.close()
     except sqlite3.Error:
@@ -204,7 +208,7 @@ class SnapshotRun:
             self._log(f"warning: {event.message}")
         try:
             self._sink(event)
-        except Exception:  # noqa: BLE001 - a broken UI callback must not break the snapshot
+        except Exception:  # a broken UI callback must not break the snapshot
             self._log("event sink failed:\n" + traceback.format_exc())
 
     def _log(self, message: str) -> None:
@@ -280,7 +284,9 @@ class SnapshotRun:
             if cp is not None and Path(cp.db_path).absolute() != s.db_path.absolute():
                 cp = None
             if cp is None:
-                self._pending_warning = "nothing to resume: no unfinished checkpoint; starting a fresh run"
+                self._pending_warning = (
+                    "nothing to resume: no unfinished checkpoint; starting a fresh run"
+                )
         if cp is not None:
             self._check_resumable(cp)
             self.resumed = True
@@ -503,7 +509,7 @@ class SnapshotRun:
                 )
             except RunCancelled:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a failed pass never blocks the swap
+            except Exception as exc:  # a failed pass never blocks the swap
                 self._log("web-form pass failed:\n" + traceback.format_exc())
                 result = WebformResult(status="failed", error=_describe(exc))
         self._log(f"web-form pass: {json.dumps(result.as_dict(), ensure_ascii=False)}")
@@ -556,7 +562,9 @@ class SnapshotRun:
             self._log(f"{ep.spec.name} failed: {exc}")
             self.progress(ep, "failed")
 
-    def _commit_page(self, ep: _Endpoint, records: list[dict[str, Any]], cursor: str | None) -> None:
+    def _commit_page(
+        self, ep: _Endpoint, records: list[dict[str, Any]], cursor: str | None
+    ) -> None:
         assert ep.writer is not None
         stats = ep.writer.write_page(records)
         if stats.skipped:
@@ -676,10 +684,8 @@ class SnapshotRun:
 
     def _close_conn(self) -> None:
         if self.conn is not None:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self.conn.close()
-            except sqlite3.Error:
-                pass
             self.conn = None
 
     def _safe_checkpoint(self) -> None:
@@ -840,7 +846,9 @@ def run_webform_only(
         with RunLog(log_path, settings.token) as log:
             log.write(f"starting webform-only run {tag} on {db} against {settings.base_url}")
             on_event(
-                RunStarted(tag, "webform", False, str(db), None, str(log_path), settings.base_url, ())
+                RunStarted(
+                    tag, "webform", False, str(db), None, str(log_path), settings.base_url, ()
+                )
             )
             append_history(settings.history_path, base)
             on_event(PhaseChanged("webform"))
@@ -850,7 +858,9 @@ def run_webform_only(
             result_wf: WebformResult
             try:
                 result_wf = asyncio.run(
-                    _webform_only_async(settings, on_event, cancel, tag, log.write, transport_factory)
+                    _webform_only_async(
+                        settings, on_event, cancel, tag, log.write, transport_factory
+                    )
                 )
                 if result_wf.status == "failed":
                     status, exit_code = "failed", 1
@@ -935,5 +945,3 @@ async def _webform_only_async(
             )
     finally:
         conn.close()
-
-

@@ -93,9 +93,7 @@ def carry_over(live_db: Path, conn: sqlite3.Connection, chunk: int = 1000) -> in
         if not present:
             return 0
         cols = ", ".join(present)
-        insert = (
-            f"INSERT OR IGNORE INTO {TABLE} ({cols}) VALUES ({', '.join('?' * len(present))})"
-        )
+        insert = f"INSERT OR IGNORE INTO {TABLE} ({cols}) VALUES ({', '.join('?' * len(present))})"
         cursor = src.execute(f"SELECT {cols} FROM {TABLE}")
         while rows := cursor.fetchmany(chunk):
             conn.executemany(insert, rows)
@@ -236,9 +234,7 @@ async def update_webform_history(
     sem = asyncio.Semaphore(max(1, concurrency))
 
     def progress() -> None:
-        on_event(
-            WebformProgress(done, total, _count(conn) - before, dropped, len(skipped))
-        )
+        on_event(WebformProgress(done, total, _count(conn) - before, dropped, len(skipped)))
 
     async def one(form_id: str, form_name: str) -> None:
         nonlocal dropped, done
@@ -265,7 +261,7 @@ async def update_webform_history(
                     errors.append(f"web form {form_id}: {exc}")
             except (TokenRejected, RunCancelled):
                 raise
-            except Exception as exc:  # noqa: BLE001 - any other failure is this form's error
+            except Exception as exc:
                 errors.append(f"web form {form_id}: {exc}")
             done += 1
             progress()
