@@ -24,6 +24,7 @@ from salesmap_tui.engine.pacer import Pacer
 from tests.test_pacer import EPS, VirtualTime
 
 ENDPOINTS = tuple(EndpointSpec(f"ep{i}", f"/ep{i}", "itemList", True) for i in range(5))
+HINT_429 = "0.250초 후 재시도해주세요."
 PAGES = {"/ep0": 120, "/ep1": 60, "/ep2": 60, "/ep3": 40, "/ep4": 20}
 
 
@@ -56,7 +57,7 @@ class FlakyServer:
             body: dict[str, Any] = {
                 "success": False,
                 "message": "Too Many Requests" if status == 429 else "Service Unavailable",
-                "reason": "0.250초 후 재시도해주세요." if status == 429 else "잠시 후 다시 시도해주세요.",
+                "reason": HINT_429 if status == 429 else "잠시 후 다시 시도해주세요.",
             }
             return httpx.Response(status, content=json.dumps(body).encode())
         self.statuses.append(200)
