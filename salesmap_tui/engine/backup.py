@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from salesmap_tui.config import FILE_MODE, Settings
+from salesmap_tui.engine.crashpoints import crashpoint
 from salesmap_tui.engine.errors import BadBackup
 from salesmap_tui.engine.events import BackupMade, EngineWarning, EventSink
 from salesmap_tui.engine.files import ensure_private_dir, fsync_dir, fsync_file, open_private
@@ -95,6 +96,7 @@ def make_backup(db_path: Path, dest: Path) -> int:
                 shutil.copyfileobj(fin, gz, CHUNK)
             raw_out.flush()
             os.fsync(raw_out.fileno())
+        crashpoint("backup_write")
         os.replace(gz_tmp, dest)
         fsync_dir(dest.parent)
     except sqlite3.Error as exc:

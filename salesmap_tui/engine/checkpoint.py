@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from salesmap_tui.config import CHECKPOINT_RENAME_TRIES, FILE_MODE
+from salesmap_tui.engine.crashpoints import crashpoint
 from salesmap_tui.engine.errors import BadCheckpoint
 from salesmap_tui.engine.files import ensure_private_dir, fsync_dir, fsync_file, open_private
 from salesmap_tui.engine.runtag import utc_now_iso
@@ -156,6 +157,7 @@ class CheckpointManager:
             fh.write(data.encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
+        crashpoint("checkpoint_write")
         last: OSError | None = None
         for attempt in range(1, CHECKPOINT_RENAME_TRIES + 1):
             try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from salesmap_tui.config import DIR_MODE, FILE_MODE, REPLACE_TRIES
+from salesmap_tui.engine.crashpoints import crashpoint
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -158,6 +159,7 @@ def replace_file_with_retry(
             if attempt < tries:
                 sleep(delay_s)
             continue
+        crashpoint("replaced")
         fsync_dir(dst.parent)
         return ReplaceOutcome(replaced=True, final_path=dst, fallback_path=None)
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from salesmap_tui.engine.crashpoints import crashpoint
 from salesmap_tui.engine.files import ensure_private_dir, open_private
 from salesmap_tui.engine.runtag import utc_now_iso
 
@@ -96,6 +97,7 @@ def append_history(path: Path, record: dict[str, Any]) -> None:
                 reader.seek(size - 1)
                 if reader.read(1) != b"\n":
                     prefix = b"\n"
+        crashpoint("history_append")
         fh.write(prefix + line.encode("utf-8"))
         fh.flush()
         os.fsync(fh.fileno())

@@ -28,6 +28,7 @@ from salesmap_tui.engine import webform
 from salesmap_tui.engine.backup import apply_retention, make_backup
 from salesmap_tui.engine.checkpoint import Checkpoint, CheckpointManager, EndpointCheckpoint
 from salesmap_tui.engine.client import SalesmapClient
+from salesmap_tui.engine.crashpoints import crashpoint
 from salesmap_tui.engine.endpoints import LEAD, SNAPSHOT_ENDPOINTS, EndpointSpec
 from salesmap_tui.engine.errors import (
     BadCheckpoint,
@@ -448,7 +449,9 @@ class SnapshotRun:
         self.phase("backup")
         ensure_private_dir(s.backup_dir)
         dest = s.backup_path(cp.run_tag)
+        crashpoint("backup")
         size = make_backup(s.db_path, dest)
+        crashpoint("backup_made")
         cp.backup_path = str(dest)
         self._log(f"backup: {dest} ({size} bytes)")
         self.emit(BackupMade(str(dest), size))
@@ -481,6 +484,7 @@ class SnapshotRun:
                         f"{actual}; continuing (pages are upserted by id)"
                     )
                 ep.state.rows = actual
+        crashpoint("prepare")
 
     def _network(self) -> WebformResult:
         return asyncio.run(self._network_async())
@@ -502,6 +506,7 @@ class SnapshotRun:
                     raise CrawlFailed("; ".join(ep.error or "" for ep in failed))
                 self.save_checkpoint("webform")
             self.phase("webform")
+            crashpoint("webform")
             assert self.conn is not None
             try:
                 result = await webform.update_webform_history(
@@ -567,6 +572,7 @@ class SnapshotRun:
     ) -> None:
         assert ep.writer is not None
         stats = ep.writer.write_page(records)
+        crashpoint(f"page:{ep.spec.name}")
         if stats.skipped:
             self.warn(f"{ep.spec.name}: {stats.skipped} records without an id were skipped")
         if stats.new_columns and ep.state.pages:
@@ -623,10 +629,12 @@ class SnapshotRun:
         self.phase("finalize")
         self.save_checkpoint("finalize")
         self._write_manifest("done")
+        crashpoint("finalize")
         self.tables = self._tables()
         finalize_sqlite_connection(self.conn)
         self.conn = None
         fsync_file(Path(cp.temp_db_path))
+        crashpoint("finalized")
 
     def _tables(self) -> dict[str, dict[str, int]]:
         tables: dict[str, dict[str, int]] = {}
@@ -645,6 +653,7 @@ class SnapshotRun:
         assert cp is not None
         self.phase("swap")
         self.save_checkpoint("swap")
+        crashpoint("swap")
         outcome = replace_file_with_retry(
             Path(cp.temp_db_path), s.db_path, s.fallback_db_path(cp.run_tag), log=self.warn
         )
@@ -744,6 +753,7 @@ class SnapshotRun:
             self._history(result.status, result)
         except OSError as exc:
             self._log(f"could not append the history record: {exc}")
+        crashpoint("finish")
         if result.status in ("done", "fallback"):
             cp.done = True
             cp.phase = "done"

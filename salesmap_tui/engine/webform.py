@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.request import pathname2url
 
 from salesmap_tui.config import Settings
+from salesmap_tui.engine.crashpoints import crashpoint
 from salesmap_tui.engine.errors import ApiError, RunCancelled, TokenRejected
 from salesmap_tui.engine.events import EventSink, WebformProgress, WebformResult
 from salesmap_tui.engine.history import HistoryEntry, read_history
@@ -252,6 +253,7 @@ async def update_webform_history(
                         rows.append(submission_row(form_id, form_name, sub, run_tag, fetched_at))
                     if rows:
                         conn.executemany(INSERT_SQL, rows)
+                    crashpoint("webform_page")
             except ApiError as exc:
                 if exc.status == 400:
                     skipped.append(form_id)
@@ -279,6 +281,7 @@ async def update_webform_history(
         conn.rollback()
         raise
     new_rows = _count(conn) - before
+    crashpoint("webform_commit")
     conn.commit()
     return WebformResult(
         status="failed" if errors else "done",
