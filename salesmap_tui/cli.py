@@ -46,7 +46,12 @@ TOKEN_HELP = f"The API token is read from the environment variable {TOKEN_ENV} o
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+    """Shows defaults, except for flags and options whose default is "not given"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _non_negative_int(text: str) -> int:

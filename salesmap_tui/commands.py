@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from salesmap_tui.cli import SignalCancel
@@ -177,16 +177,10 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _age(iso: str | None) -> str:
-    if not iso:
-        return "-"
-    try:
-        then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return iso
+def _ago(seconds: float) -> str:
     import humanize
 
-    return humanize.naturaltime(datetime.now(UTC) - then)
+    return humanize.naturaltime(timedelta(seconds=max(0.0, seconds)))
 
 
 def cmd_history(settings: Settings, *, as_json: bool) -> int:
@@ -208,10 +202,15 @@ def cmd_history(settings: Settings, *, as_json: bool) -> int:
     if not records:
         print(f"no runs recorded in {settings.history_path}")
         return 0
+    # a run may have several lines (running, then its outcome): the last one is its state
+    latest: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        latest.pop(str(rec.get("run_tag")), None)
+        latest[str(rec.get("run_tag"))] = rec
     print(
         f"{'run tag':<22} {'kind':<8} {'status':<11} {'started':<20} {'dur s':>7} {'rows':>9} err"
     )
-    for rec in records:
+    for rec in latest.values():
         tables = rec.get("tables") or {}
         rows = sum(int(t.get("rows") or 0) for t in tables.values() if isinstance(t, dict))
         print(
@@ -229,15 +228,16 @@ def cmd_checkpoints(settings: Settings) -> int:
         return 0
     now = time.time()
     for info in infos:
-        age = f"{(now - info.mtime) / 60:.0f} min ago"
-        state = info.problem or "resumable"
-        print(f"{info.run_tag or info.path.name}  saved {age}  {state}")
+        state = info.problem or f"resumable: salesmap-tui snapshot --resume-run-tag {info.run_tag}"
+        print(f"{info.run_tag or info.path.name}  saved {_ago(now - info.mtime)}  {state}")
         cp = info.checkpoint
         if cp is None:
             continue
-        size = f"{info.temp_db_size} bytes" if info.temp_db_size is not None else "missing"
-        print(f"  temp DB {cp.temp_db_path} ({size}), phase {cp.phase}")
+        if not cp.done:
+            size = f"{info.temp_db_size} bytes" if info.temp_db_size is not None else "missing"
+            print(f"  temp DB {cp.temp_db_path} ({size}), phase {cp.phase}")
         for name, ep in cp.endpoints.items():
             mark = "done" if ep.done else f"cursor {ep.cursor or '-'}"
             print(f"  {name:<13} {ep.pages:>6} pages {ep.rows:>9} rows  {mark}")
+        print()
     return 0

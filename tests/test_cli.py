@@ -20,6 +20,7 @@ from .conftest import (
     SNAPSHOT_TABLES,
     dataset_of,
     expected_records,
+    snapshot_of,
     table_records,
 )
 
@@ -259,3 +260,40 @@ def _newest_unfinished_tag(root: Path) -> str:
         if not data.get("done"):
             return str(data["run_tag"])
     raise AssertionError("no unfinished checkpoint")
+
+
+def test_history_text_shows_last_state_per_run(tmp_path, sandbox, env_token, capsys):
+    assert main(cli_args(tmp_path, sandbox)) == 0
+    capsys.readouterr()
+    assert main(["history", "--log-dir", str(tmp_path / "logs")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2  # header + one run
+    assert " done " in lines[1] and "running" not in lines[1]
+
+
+def test_restore_command_round_trip(tmp_path, sandbox, env_token, capsys, monkeypatch):
+    paths = ["--db-path", str(tmp_path / "salesmap_latest.db"), "--log-dir", str(tmp_path / "logs")]
+    paths += ["--backup-dir", str(tmp_path / "backups")]
+    assert main(cli_args(tmp_path, sandbox)) == 0
+    db = tmp_path / "salesmap_latest.db"
+    first = snapshot_of(db)
+    sandbox.set_day(2)
+    assert main(cli_args(tmp_path, sandbox)) == 0
+    assert snapshot_of(db) != first
+    backup = next((tmp_path / "backups").glob("*.db.gz"))
+    capsys.readouterr()
+    # not at a terminal and no --yes: refused, nothing changed
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    before = (tmp_path / "salesmap_latest.db").read_bytes()
+    assert main(["restore", str(backup), *paths]) == 2
+    assert (tmp_path / "salesmap_latest.db").read_bytes() == before
+    assert main(["restore", str(backup), "--yes", *paths]) == 0
+    assert snapshot_of(db) == first
+    # the DB it replaced was backed up first
+    assert len(list((tmp_path / "backups").glob("*.db.gz"))) == 2
+    records = [
+        json.loads(x)
+        for x in (tmp_path / "logs" / "run_history.jsonl").read_text().split("\n")
+        if x
+    ]
+    assert records[-1]["kind"] == "restore" and records[-1]["status"] == "done"
