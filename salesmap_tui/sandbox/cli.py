@@ -11,7 +11,6 @@ from types import FrameType
 
 from salesmap_tui.sandbox.config import SandboxConfig
 from salesmap_tui.sandbox.faults import FAULT_NAMES, FaultSpecError, parse_faults
-from salesmap_tui.sandbox.server import SandboxServer
 
 __all__ = ["FAULTS_HELP", "add_arguments", "run"]
 
@@ -108,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         faults=args.faults,
         forms=args.forms,
     )
+    from salesmap_tui.sandbox.server import SandboxServer  # uvicorn: only when serving
+
     server = SandboxServer(config, host=args.host, port=args.port)
     try:
         server.start()
