@@ -297,3 +297,33 @@ def test_restore_command_round_trip(tmp_path, sandbox, env_token, capsys, monkey
         if x
     ]
     assert records[-1]["kind"] == "restore" and records[-1]["status"] == "done"
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_saves_checkpoint_and_exits_with_its_code(tmp_path, sig, code):
+    cfg = SandboxConfig(seed=5, scale=300, forms=2, latency_ms=8, rate_limit=100_000)
+    with SandboxServer(cfg) as server:
+        base = cli_args(tmp_path, server, "--checkpoint-interval", "2", "--concurrency", "2")
+        proc = _spawn(base, server.token)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            log = next(iter((tmp_path / "logs").glob("snapshot_*.log")), None)
+            if log and log.read_text().count("checkpoint saved") >= 2:
+                break
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        assert proc.wait(60) == code
+        assert "checkpoint" in (proc.stderr.read() if proc.stderr else "")
+        assert not (tmp_path / "salesmap_latest.db").exists()
+        history = [
+            json.loads(line)
+            for line in (tmp_path / "logs" / "run_history.jsonl").read_text().splitlines()
+        ]
+        assert history[-1]["status"] == "interrupted"
+        resumed = _spawn([*base, "--resume"], server.token)
+        assert resumed.wait(120) == 0
+        data = dataset_of(cfg)
+        for table in SNAPSHOT_TABLES:
+            assert table_records(tmp_path / "salesmap_latest.db", table) == expected_records(
+                data, table
+            )
