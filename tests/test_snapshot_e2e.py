@@ -270,3 +270,50 @@ def test_transient_faults_are_retried_to_an_identical_snapshot(tmp_path, sandbox
     assert result.exit_code == 0, result.message
     assert rec.of(RequestRetried)
     assert snapshot_of(faulty.db_path) == snapshot_of(clean.db_path)
+
+
+def _interrupted_run(settings):
+    """A run cancelled after its first committed pages: an unfinished checkpoint remains."""
+    import threading
+
+    cancel = threading.Event()
+
+    def sink(event):
+        if isinstance(event, CheckpointSaved) and event.phase == "crawl":
+            cancel.set()
+
+    from salesmap_tui.engine.api import run_snapshot
+
+    result = run_snapshot(settings.replace(checkpoint_interval=1), sink, cancel)
+    assert result.status == "interrupted"
+    return result
+
+
+def test_resume_skips_a_checkpoint_whose_temp_db_is_gone(settings):
+    from salesmap_tui.engine.events import EngineWarning
+
+    killed = _interrupted_run(settings)
+    Path(killed.temp_db_path or "").unlink()
+    result, rec = run(settings.replace(resume=True))
+    assert result.exit_code == 0 and result.run_tag != killed.run_tag
+    warnings = " ".join(e.message for e in rec.of(EngineWarning))
+    assert killed.run_tag in warnings and "gone" in warnings
+    # asked for by tag, the same checkpoint is a clear usage error
+    from salesmap_tui.engine.errors import BadCheckpoint
+
+    with pytest.raises(BadCheckpoint, match="gone"):
+        run(settings.replace(resume_run_tag=killed.run_tag))
+
+
+def test_resume_does_not_pick_a_run_older_than_the_live_snapshot(settings):
+    from salesmap_tui.engine.events import EngineWarning
+
+    stale = _interrupted_run(settings)
+    fresh, _ = run(settings)
+    assert fresh.exit_code == 0
+    result, rec = run(settings.replace(resume=True))
+    assert result.exit_code == 0 and result.run_tag not in (stale.run_tag, fresh.run_tag)
+    assert any("newer snapshot" in e.message for e in rec.of(EngineWarning))
+    # still reachable on purpose
+    forced, _ = run(settings.replace(resume_run_tag=stale.run_tag))
+    assert forced.exit_code == 0 and forced.run_tag == stale.run_tag

@@ -129,18 +129,29 @@ def read_manifest_rows(db_path: Path) -> dict[str, int]:
         return {}
 
 
-def _run_tag_of(db_path: Path) -> str | None:
+def _run_info_of(db_path: Path) -> dict[str, Any]:
+    """The run_info row of a snapshot DB ({} when there is none or the file is unreadable)."""
+    if not db_path.is_file():
+        return {}
     try:
         conn = webform.open_readonly(db_path)
         try:
             if not webform.table_exists(conn, "run_info"):
-                return None
-            row = conn.execute("SELECT run_tag FROM run_info LIMIT 1").fetchone()
-            return None if row is None else str(row[0])
+                return {}
+            cur = conn.execute("SELECT * FROM run_info LIMIT 1")
+            row = cur.fetchone()
+            if row is None:
+                return {}
+            return {d[0]: v for d, v in zip(cur.description, row, strict=True)}
         finally:
             conn.close()
     except sqlite3.Error:
-        return None
+        return {}
+
+
+def _run_tag_of(db_path: Path) -> str | None:
+    tag = _run_info_of(db_path).get("run_tag")
+    return None if tag is None else str(tag)
 
 
 @dataclass
@@ -183,6 +194,7 @@ class SnapshotRun:
         self.cp: Checkpoint | None = None
         self.endpoints: dict[str, _Endpoint] = {}
         self.started_mono = time.monotonic()
+        self._pending_warnings: list[str] = []  # found before the run log exists
 
     # --- events --------------------------------------------------------------------------------
     def emit(self, event: EngineEvent) -> None:
@@ -281,11 +293,9 @@ class SnapshotRun:
                     f"run {cp.run_tag} already finished; nothing to resume (start a fresh run)"
                 )
         elif s.resume:
-            cp = self.checkpoints.latest_unfinished()
-            if cp is not None and Path(cp.db_path).absolute() != s.db_path.absolute():
-                cp = None
+            cp = self._newest_resumable()
             if cp is None:
-                self._pending_warning = (
+                self._pending_warnings.append(
                     "nothing to resume: no unfinished checkpoint; starting a fresh run"
                 )
         if cp is not None:
@@ -303,6 +313,32 @@ class SnapshotRun:
             phase="start",
             started_at=utc_now_iso(),
         )
+
+    def _newest_resumable(self) -> Checkpoint | None:
+        """`--resume` (cron passes it every night): the newest unfinished run of this DB that
+        can continue. Unusable or stale checkpoints are skipped with a warning, never deleted,
+        so one broken checkpoint cannot fail every later run; `--resume-run-tag` still reaches
+        them."""
+        live_started = _run_info_of(self.settings.db_path).get("started_at")
+        for info in self.checkpoints.list():
+            cp = info.checkpoint
+            if cp is None or cp.done:
+                continue
+            if Path(cp.db_path).absolute() != self.settings.db_path.absolute():
+                continue
+            if live_started and cp.started_at < str(live_started):
+                self._pending_warnings.append(
+                    f"not resuming {cp.run_tag}: the live DB holds a newer snapshot "
+                    f"(started {live_started}); use --resume-run-tag {cp.run_tag} to force it"
+                )
+                continue
+            try:
+                self._check_resumable(cp)
+            except BadCheckpoint as exc:
+                self._pending_warnings.append(f"skipping checkpoint {cp.run_tag}: {exc}")
+                continue
+            return cp
+        return None
 
     def _check_resumable(self, cp: Checkpoint) -> None:
         if Path(cp.db_path).absolute() != self.settings.db_path.absolute():
@@ -371,9 +407,8 @@ class SnapshotRun:
                 cp.started_at,
             )
         )
-        pending = getattr(self, "_pending_warning", None)
-        if pending:
-            self.warn(pending)
+        for message in self._pending_warnings:
+            self.warn(message)
         self._history("running")
         status: RunStatus = "failed"
         exit_code = 1
