@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -135,6 +136,14 @@ def dispatch(command: str, args: argparse.Namespace, settings: Settings) -> int:
         return exc.exit_code
     except OSError as exc:
         _err(f"{exc.strerror or exc} ({exc.filename or 'file'}); nothing was replaced")
+        return 1
+    except Exception as exc:  # a bug, not bad input: still one line, no traceback by default
+        if os.environ.get("SALESMAP_TUI_DEBUG"):
+            raise
+        _err(
+            f"unexpected {type(exc).__name__}: {exc} (set SALESMAP_TUI_DEBUG=1 for the "
+            "traceback); the live DB is untouched unless the run log says it was replaced"
+        )
         return 1
     raise ValueError(command)
 
