@@ -167,8 +167,11 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
         _err("restore replaces the live DB: pass --yes to confirm when not at a terminal")
         return 2
     print(f"verifying {args.backup} ...", file=sys.stderr, flush=True)
-    verified = api.verify_backup(settings, args.backup, _progress_line)
-    print(file=sys.stderr)
+    try:
+        verified = api.verify_backup(settings, args.backup, _progress_line)
+    finally:
+        # end the progress line, so an error that follows is a line of its own
+        print(file=sys.stderr, flush=True)
     tables = ", ".join(f"{name} {rows}" for name, rows in verified.tables.items())
     print(f"backup is sound: {tables or 'no tables'}", file=sys.stderr, flush=True)
     if not args.yes:
