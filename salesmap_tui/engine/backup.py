@@ -18,7 +18,7 @@ from pathlib import Path
 
 from salesmap_tui.config import FILE_MODE, Settings
 from salesmap_tui.engine.crashpoints import crashpoint
-from salesmap_tui.engine.errors import BadBackup
+from salesmap_tui.engine.errors import BadBackup, UsageError
 from salesmap_tui.engine.events import BackupMade, EngineWarning, EventSink
 from salesmap_tui.engine.files import ensure_private_dir, fsync_dir, fsync_file, open_private
 from salesmap_tui.engine.runtag import is_run_tag, new_run_tag, utc_now_iso
@@ -180,6 +180,9 @@ def verify_backup(
     except OSError as exc:
         raise BadBackup(f"cannot read backup {backup_path}: {exc.strerror or exc}") from None
     db_path = settings.db_path
+    if db_path.is_dir():
+        # checked before the (long) verification: the swap could never replace a directory
+        raise UsageError(f"--db-path {db_path} is a directory; give the path of the SQLite file")
     try:
         ensure_private_dir(db_path.parent)
     except OSError as exc:
