@@ -25,7 +25,7 @@ import httpx
 from salesmap_tui import __version__
 from salesmap_tui.config import ConfigError, Settings
 from salesmap_tui.engine import webform
-from salesmap_tui.engine.backup import apply_retention, make_backup
+from salesmap_tui.engine.backup import SQLITE_HEADER, apply_retention, make_backup
 from salesmap_tui.engine.checkpoint import Checkpoint, CheckpointManager, EndpointCheckpoint
 from salesmap_tui.engine.client import SalesmapClient
 from salesmap_tui.engine.crashpoints import crashpoint
@@ -80,6 +80,12 @@ def check_paths(settings: Settings) -> None:
     db = settings.db_path
     if db.is_dir():
         raise UsageError(f"--db-path {db} is a directory; give the path of the SQLite file")
+    if not _is_sqlite_or_empty(db):
+        # a run would replace it: never overwrite a file that is not one of our snapshots
+        raise UsageError(
+            f"--db-path {db} is not a SQLite database; refusing to replace it "
+            "(give the path of the snapshot DB, or move that file away)"
+        )
     parent = db.absolute().parent
     if not parent.is_dir():
         raise UsageError(f"the directory of --db-path does not exist: {parent}")
@@ -90,6 +96,16 @@ def check_paths(settings: Settings) -> None:
     ):
         if path.exists() and not path.is_dir():
             raise UsageError(f"{option} {path} exists and is not a directory")
+
+
+def _is_sqlite_or_empty(path: Path) -> bool:
+    """False only for an existing, readable, non-empty file without the SQLite header."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+    except OSError:
+        return True  # missing or unreadable: the run reports that on its own terms
+    return not head or head == SQLITE_HEADER
 
 
 def _prepare_common(settings: Settings) -> None:
