@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import humanize
+from rich.cells import cell_len, set_cell_size
 
 Clock = Callable[[], datetime]
 
@@ -87,11 +88,27 @@ def show_path(path: str | Path | None, base: Path) -> str:
         return str(p)
 
 
+def wait(seconds: float | None) -> str:
+    """A retry wait: "8.3 s", "0.40 s" (short waits keep two decimals), "<0.01 s"."""
+    if seconds is None:
+        return "-"
+    if seconds <= 0:
+        return "0 s"
+    if seconds < 0.01:
+        return "<0.01 s"
+    if seconds < 1:
+        return f"{seconds:.2f} s"
+    return duration(seconds)
+
+
 def short(text: str | None, width: int) -> str:
-    """Cut to `width` characters with an ellipsis."""
+    """Cut to `width` terminal cells with an ellipsis (a Korean syllable takes two cells)."""
     if text is None:
         return "-"
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+    if cell_len(text) <= width:
+        return text
+    # set_cell_size pads with a space when it would split a wide character; drop that pad
+    return set_cell_size(text, max(width - 1, 0)).rstrip(" ") + "…"
 
 
 def relativize(text: str, base: Path) -> str:

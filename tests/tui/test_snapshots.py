@@ -6,7 +6,17 @@ from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
-from tui_fixtures import finished, make_app, recorded_run, write_workspace
+from tui_fixtures import (
+    KOREAN_DB,
+    KOREAN_FORM_ERROR,
+    KOREAN_FORMS,
+    finished,
+    korean_run,
+    make_app,
+    recorded_run,
+    write_korean_workspace,
+    write_workspace,
+)
 
 from salesmap_tui.tui.app import SalesmapApp
 from salesmap_tui.tui.messages import EngineEventMessage
@@ -107,6 +117,69 @@ def test_cancel_confirmation(snap_compare: Any, tmp_path: Path) -> None:
             await pilot.pause()
         app.run_active = True  # as if the worker were running
         await pilot.press("c")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# --- Korean: wide characters must keep every column in line ------------------------------------
+def korean_app(root: Path) -> SalesmapApp:
+    write_korean_workspace(root)
+    return make_app(root, db_path=root / KOREAN_DB)
+
+
+def korean_snapshot(snap_compare: Any, root: Path, keys: tuple[str, ...]) -> bool:
+    app = korean_app(root)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+
+    return bool(snap_compare(app, terminal_size=SIZE, run_before=run_before))
+
+
+def test_korean_history_detail(snap_compare: Any, tmp_path: Path) -> None:
+    """세일즈맵.db: Korean table names line up in the detail; the Korean error reason shows."""
+    assert korean_snapshot(snap_compare, tmp_path, ("h",))
+
+
+def test_korean_resume_screen(snap_compare: Any, tmp_path: Path) -> None:
+    assert korean_snapshot(snap_compare, tmp_path, ("s",))
+
+
+def test_korean_restore_list(snap_compare: Any, tmp_path: Path) -> None:
+    """Backup names start with the DB's Korean stem: 세일즈맵_<tag>.db.gz."""
+    assert korean_snapshot(snap_compare, tmp_path, ("b",))
+
+
+def test_korean_webform_screen(snap_compare: Any, tmp_path: Path) -> None:
+    """Korean form names (one longer than its column) in the forms table."""
+    assert korean_snapshot(snap_compare, tmp_path, ("w",))
+
+
+def test_korean_dashboard_retry_log(snap_compare: Any, tmp_path: Path) -> None:
+    """Korean causes and warnings in the retry log, sub-second waits with two decimals."""
+    app = make_app(tmp_path, db_path=tmp_path / KOREAN_DB)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        for advance, event in korean_run(tmp_path):
+            app.now.advance(advance)
+            app.post_message(EngineEventMessage(event))
+            await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_korean_error_modal(snap_compare: Any, tmp_path: Path) -> None:
+    app = make_app(tmp_path, db_path=tmp_path / KOREAN_DB)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app.show_error(
+            "API error",
+            f"webForm {KOREAN_FORMS[0]}: 404 {KOREAN_FORM_ERROR} 세일즈맵.db는 바뀌지 않았습니다. "
+            "잠시 후 다시 실행하거나 웹 폼 화면(w)에서 웹 폼만 다시 받으세요.",
+        )
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

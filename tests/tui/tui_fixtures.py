@@ -172,6 +172,7 @@ TAGS = (
     "20250312T020000Z-cc03",
     "20250313T020000Z-dd04",
 )
+FORM_NAMES = ("상담 신청", "데모 요청", "뉴스레터")
 MARKUP_ERROR = "memo: 400 [bold]잘못된 요청[/bold] [link=https://evil.example]click[/link]"
 
 
@@ -274,14 +275,14 @@ def write_history(root: Path) -> Path:
     return path
 
 
-def write_checkpoints(root: Path) -> None:
+def write_checkpoints(root: Path, db_name: str = "salesmap_latest.db") -> None:
     """One resumable checkpoint (with its temp DB) and one unreadable file."""
     import json
     import os
 
     from salesmap_tui.engine.checkpoint import Checkpoint, EndpointCheckpoint, checkpoint_to_dict
 
-    settings = tmp_settings(root)
+    settings = tmp_settings(root, db_path=root / db_name)
     tag = TAGS[3]
     temp = settings.temp_db_path(tag)
     temp.write_bytes(b"\0" * 3 * 1024 * 1024)  # only its size is shown
@@ -314,25 +315,26 @@ def write_checkpoints(root: Path) -> None:
     os.utime(bad, (FIXED_EPOCH - 86400, FIXED_EPOCH - 86400))
 
 
-def write_backups(root: Path) -> None:
+def write_backups(root: Path, db_name: str = "salesmap_latest.db") -> None:
     """Three gzip backups with fixed bytes and times (gzip's own header time pinned too)."""
     import gzip
     import os
 
     directory = root / "backups"
     directory.mkdir(parents=True, exist_ok=True)
+    stem = Path(db_name).stem
     for index, tag in enumerate(TAGS[:3]):
-        path = directory / f"salesmap_latest_{tag}.db.gz"
+        path = directory / f"{stem}_{tag}.db.gz"
         path.write_bytes(gzip.compress(b"SQLite format 3\0" + bytes(4096 * (index + 1)), mtime=0))
         when = FIXED_EPOCH - (3 - index) * 86400
         os.utime(path, (when, when))
 
 
-def write_live_db(root: Path) -> None:
+def write_live_db(root: Path, db_name: str = "salesmap_latest.db") -> None:
     """A small live DB with deals and webform_history (Korean form names, as in real data)."""
     import sqlite3
 
-    conn = sqlite3.connect(root / "salesmap_latest.db")
+    conn = sqlite3.connect(root / db_name)
     conn.execute('CREATE TABLE deal (id TEXT PRIMARY KEY, "peopleId" TEXT)')
     conn.executemany("INSERT INTO deal VALUES (?, ?)", [(f"d{i}", f"p{i % 7}") for i in range(20)])
     conn.execute(
@@ -346,7 +348,7 @@ def write_live_db(root: Path) -> None:
         [
             (
                 f"f{i % 3}",
-                ["상담 신청", "데모 요청", "뉴스레터"][i % 3],
+                FORM_NAMES[i % 3],
                 f"p{i}",
                 f"2025-03-{10 + i % 4:02d}T08:00:00.000Z",
                 f"h{i}",
@@ -363,3 +365,166 @@ def write_workspace(root: Path) -> None:
     write_checkpoints(root)
     write_backups(root)
     write_live_db(root)
+
+
+# --- the same workspace as a Korean user has it --------------------------------------------------
+KOREAN_DB = "세일즈맵.db"
+KOREAN_FORM_ERROR = "웹 폼을 찾을 수 없습니다."
+KOREAN_FORMS = ("2025 상반기 제품 설명회 참가 신청서", "도입 문의", "뉴스레터 구독", "데모 요청")
+
+
+def write_korean_history(root: Path) -> Path:
+    """Runs on a DB named 세일즈맵.db: Korean table names, a Korean error reason, a failed form."""
+    import json
+
+    db = root / KOREAN_DB
+    tables = {
+        "organization": {"rows": 512, "cols": 30},
+        "people": {"rows": 1024, "cols": 41},
+        "고객사_메모": {"rows": 2048, "cols": 12},
+        "deal": {"rows": 768, "cols": 118},
+        "웹폼_제출내역": {"rows": 96, "cols": 12},
+    }
+    common = {
+        "db_path": str(db),
+        "final_db_path": str(db),
+        "temp_db_path": None,
+        "fallback_path": None,
+    }
+    lines: list[dict[str, object]] = [
+        {
+            **common,
+            "run_tag": TAGS[0],
+            "kind": "snapshot",
+            "status": "done",
+            "started_at": "2025-03-10T02:00:00.000Z",
+            "finished_at": "2025-03-10T02:04:10.000Z",
+            "duration_s": 250.0,
+            "backup_path": str(root / "backups" / f"세일즈맵_{TAGS[0]}.db.gz"),
+            "log_path": str(root / "logs" / f"snapshot_{TAGS[0]}.log"),
+            "replaced": True,
+            "tables": tables,
+            "error_count": 0,
+            "errors": [],
+            "webform": {
+                "status": "done",
+                "forms": 4,
+                "new_rows": 96,
+                "dropped": 0,
+                "skipped_forms": 0,
+                "error": None,
+            },
+        },
+        {
+            **common,
+            "run_tag": TAGS[3],
+            "kind": "snapshot",
+            "status": "failed",
+            "started_at": "2025-03-13T02:00:00.000Z",
+            "finished_at": "2025-03-13T02:01:40.000Z",
+            "duration_s": 100.0,
+            "backup_path": str(root / "backups" / f"세일즈맵_{TAGS[3]}.db.gz"),
+            "log_path": str(root / "logs" / f"snapshot_{TAGS[3]}.log"),
+            "replaced": False,
+            "tables": tables,
+            "error_count": 2,
+            "errors": [
+                f"webForm {KOREAN_FORMS[0]}: 404 {KOREAN_FORM_ERROR}",
+                "deal: 400 잘못된 요청입니다. 필드 '예상 매출'의 값이 올바르지 않습니다.",
+            ],
+            "webform": {
+                "status": "failed",
+                "forms": 4,
+                "new_rows": 0,
+                "dropped": 0,
+                "skipped_forms": 1,
+                "error": f"{KOREAN_FORMS[0]}: {KOREAN_FORM_ERROR}",
+            },
+        },
+    ]
+    path = root / "logs" / "run_history.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(json.dumps(line, ensure_ascii=False) for line in lines)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def write_korean_live_db(root: Path) -> None:
+    """세일즈맵.db with deals and webform_history rows under Korean form names."""
+    import sqlite3
+
+    conn = sqlite3.connect(root / KOREAN_DB)
+    conn.execute('CREATE TABLE deal (id TEXT PRIMARY KEY, "peopleId" TEXT)')
+    conn.executemany("INSERT INTO deal VALUES (?, ?)", [(f"d{i}", f"p{i % 7}") for i in range(20)])
+    conn.execute(
+        "CREATE TABLE webform_history (webFormId TEXT, webFormName TEXT, peopleId TEXT, "
+        "organizationId TEXT, dealId TEXT, leadId TEXT, createdAt TEXT, contents TEXT, "
+        "payload TEXT, payload_hash TEXT, run_tag TEXT, fetched_at TEXT)"
+    )
+    conn.executemany(
+        "INSERT INTO webform_history (webFormId, webFormName, peopleId, createdAt, payload_hash)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [
+            (
+                f"f{form}",
+                KOREAN_FORMS[form],
+                f"p{form}-{n}",
+                f"2025-03-{10 + n:02d}T08:00:00.000Z",
+                f"h{form}-{n}",
+            )
+            for form, rows in enumerate((4, 3, 2, 1))  # distinct counts: a stable order
+            for n in range(rows)
+        ],
+    )
+    conn.commit()
+    conn.close()
+
+
+def write_korean_workspace(root: Path) -> None:
+    write_korean_history(root)
+    write_checkpoints(root, KOREAN_DB)
+    write_backups(root, KOREAN_DB)
+    write_korean_live_db(root)
+
+
+def korean_run(root: Path) -> Iterator[tuple[float, EngineEvent]]:
+    """A mid-run moment on 세일즈맵.db with Korean causes and warnings in the retry log."""
+    db = root / KOREAN_DB
+    yield (
+        0,
+        RunStarted(
+            run_tag=TAG,
+            kind="snapshot",
+            resumed=False,
+            db_path=str(db),
+            temp_db_path=str(root / f"{KOREAN_DB}.{TAG}.tmp"),
+            log_path=str(root / "logs" / f"snapshot_{TAG}.log"),
+            base_url="http://127.0.0.1:8765/v2",
+            endpoints=("organization", "people", "deal", "lead", "memo", "user", "team"),
+            expected_rows={"organization": 600, "people": 1200},
+            started_at="2025-03-14T09:20:00.000Z",
+        ),
+    )
+    yield 0, PhaseChanged("backup", "세일즈맵.db 백업 중")
+    yield 1, BackupMade(str(root / "backups" / f"세일즈맵_{TAG}.db.gz"), 2_345_678)
+    yield 0, PhaseChanged("crawl")
+    for endpoint in ("organization", "people", "deal", "lead", "memo", "user", "team"):
+        yield 0, EndpointProgress(endpoint, "fetching", 0, 0)
+    yield (
+        0,
+        RequestRetried(
+            "people",
+            1,
+            4,
+            429,
+            "429 요청이 너무 많습니다 (0.400초 후 재시도해주세요.)",
+            0.4,
+            "body hint",
+        ),
+    )
+    yield 0, RequestRetried("memo", 1, 4, 503, "503 일시적인 오류가 발생했습니다.", 2.0, "backoff")
+    yield 0, RequestRetried("deal", 2, 4, 429, "429 Too Many Requests", 0.007, "body hint")
+    yield 0, EngineWarning(f"webForm {KOREAN_FORMS[0]}: 404 {KOREAN_FORM_ERROR} 건너뜁니다.")
+    yield 3, EndpointProgress("organization", "done", 12, 600, 600)
+    yield 0, EndpointProgress("people", "backoff", 10, 500, 1200, "c-500", 0.4)
+    yield 0, EndpointProgress("memo", "backoff", 20, 1000, None, "c-1000", 2.0)

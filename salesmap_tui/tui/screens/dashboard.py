@@ -36,6 +36,7 @@ from salesmap_tui.tui.format import (
     short,
     show_path,
     size,
+    wait,
 )
 from salesmap_tui.tui.widgets.endpoint_row import EndpointRow
 
@@ -58,7 +59,8 @@ STATUS_STYLES = {
     "running": "bold cyan",
 }
 MAX_LOG_ROWS = 500
-REASONS = {"Retry-After header": "Retry-After", "body hint": "hint", "backoff": "backoff"}
+# Where a wait came from, in the few cells the log has for it.
+REASONS = {"Retry-After header": "header", "body hint": "hint", "backoff": "backoff"}
 
 
 class DashboardScreen(Screen[None]):
@@ -121,8 +123,8 @@ class DashboardScreen(Screen[None]):
             ("time", 8),
             ("endpoint", 12),
             ("try", 3),
-            ("cause", 20),
-            ("wait", 13),
+            ("cause", 21),
+            ("wait", 15),
         ):
             table.add_column(label, width=width)
         self.refresh_panels()
@@ -183,7 +185,7 @@ class DashboardScreen(Screen[None]):
             self._log_retry(event)
             row = self.row(event.endpoint)
             if row is not None:
-                row.backing_off(event.wait_s)
+                row.backing_off(event.wait_s, self.sapp.now())
             return
         elif isinstance(event, RequestStats):
             self.stats = event
@@ -224,7 +226,7 @@ class DashboardScreen(Screen[None]):
             Text(f"{event.attempt}/{event.max_attempts}"),
             Text(event.error, style="yellow" if event.status == 429 else "red"),
             Text.assemble(
-                f"{event.wait_s:.1f} s ", (REASONS.get(event.reason, event.reason), "dim")
+                f"{wait(event.wait_s)} ", (REASONS.get(event.reason, event.reason), "dim")
             ),
         )
         self._trim_log(table)
@@ -358,7 +360,7 @@ class DashboardScreen(Screen[None]):
                 Text(endpoint),
                 Text(f"{count(info.get('pages'))} p · {count(info.get('rows'))} rows"),
                 Text("done" if done else "", style="green"),
-                Text(short(str(cursor), 12) if cursor and not done else "", style="dim"),
+                Text(short(str(cursor), 10) if cursor and not done else "", style="dim"),
             )
         return Group(header, grid)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.table import Table
@@ -9,7 +12,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Footer, Label, ProgressBar, Static
+from textual.widgets import Button, DataTable, Footer, Label, ProgressBar, Static
 
 from salesmap_tui.engine.api import WebformStatus
 from salesmap_tui.engine.events import (
@@ -18,8 +21,52 @@ from salesmap_tui.engine.events import (
     RunStarted,
     WebformProgress,
 )
-from salesmap_tui.tui.format import age, clock_time, count, duration, parse_iso, show_path
+from salesmap_tui.tui.format import (
+    age,
+    clock_time,
+    count,
+    duration,
+    parse_iso,
+    short,
+    show_path,
+)
 from salesmap_tui.tui.screens.base import AppScreen
+
+
+@dataclass(frozen=True)
+class FormCount:
+    """One form's rows in webform_history (names are Korean in real workspaces)."""
+
+    form_id: str
+    name: str
+    rows: int
+    newest: str | None
+
+
+def form_counts(db_path: Path) -> list[FormCount]:
+    """Rows per form in the live DB's webform_history, most rows first; [] if there is none.
+
+    Read-only and tolerant: a missing DB or table (no pass yet) is an empty list, not an error.
+    """
+    if not db_path.is_file():
+        return []
+    try:
+        conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        rows = conn.execute(
+            'SELECT "webFormId", MAX("webFormName"), COUNT(*), MAX("createdAt") '
+            'FROM webform_history GROUP BY "webFormId" ORDER BY COUNT(*) DESC, 2'
+        ).fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+    return [
+        FormCount(str(form_id or "-"), str(name or "-"), int(n), newest)
+        for form_id, name, n, newest in rows
+    ]
 
 
 class WebformScreen(AppScreen):
@@ -33,13 +80,17 @@ class WebformScreen(AppScreen):
     def __init__(self) -> None:
         super().__init__(id="webform")
         self.status: WebformStatus | None = None
+        self.forms: list[FormCount] = []
         self.result: RunResult | None = None
         self.progress: WebformProgress | None = None
         self.running = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="webform-intro", classes="screen-intro")
-        yield Static(id="webform-status", classes="panel")
+        with Horizontal(id="webform-top"):
+            yield Static(id="webform-status", classes="panel")
+            with Vertical(id="webform-forms-pane", classes="panel"):
+                yield DataTable(id="webform-forms", cursor_type="row", zebra_stripes=True)
         with Vertical(id="webform-pass", classes="panel"):
             with Horizontal(id="webform-line"):
                 yield Button("Run web-form pass (p)", id="start-pass", variant="primary")
@@ -51,6 +102,10 @@ class WebformScreen(AppScreen):
     def on_mount(self) -> None:
         self.query_one("#webform-status").border_title = "webform_history in the live DB"
         self.query_one("#webform-pass").border_title = "Web-form-only pass"
+        self.query_one("#webform-forms-pane").border_title = "Forms"
+        forms = self.query_one("#webform-forms", DataTable)
+        for label, width in (("form", 24), ("rows", 6), ("newest", 10)):
+            forms.add_column(label, width=width)
         settings = self.sapp.settings
         intro = Text(
             "The pass fetches every form's submissions for the people in the live DB's deals "
@@ -76,15 +131,27 @@ class WebformScreen(AppScreen):
 
         settings = self.sapp.settings
         self.sapp.run_in_thread(
-            lambda: api.webform_status(settings),
+            lambda: (api.webform_status(settings), form_counts(settings.db_path)),
             group="webform-status",
             description="web-form status",
-            on_success=self.show_status,
+            on_success=lambda result: self.show_status(*result),
         )
 
-    def show_status(self, status: WebformStatus) -> None:
+    def show_status(self, status: WebformStatus, forms: list[FormCount] | None = None) -> None:
         self.status = status
         self.query_one("#webform-status", Static).update(self._status_table(status))
+        self.forms = list(forms or [])
+        table = self.query_one("#webform-forms", DataTable)
+        table.clear()
+        now = self.sapp.now()
+        for form in self.forms:
+            newest = parse_iso(form.newest)
+            table.add_row(
+                Text(short(form.name, 24)),
+                Text(count(form.rows), justify="right"),
+                Text(newest.astimezone(now.tzinfo).strftime("%Y-%m-%d") if newest else "-"),
+                key=form.form_id,
+            )
 
     def _status_table(self, status: WebformStatus) -> Table | Text:
         if not status.db_exists:

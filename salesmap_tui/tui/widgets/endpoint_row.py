@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.timer import Timer
 from textual.widgets import Label, ProgressBar, Static
 
 from salesmap_tui.engine.events import EndpointProgress
-from salesmap_tui.tui.format import count, duration
+from salesmap_tui.tui.format import Clock, count, duration, system_clock, wait
 
 STATE_STYLES = {
     "waiting": "dim",
@@ -34,6 +35,9 @@ class EndpointRow(Horizontal):
         self.backoff_s: float | None = None
         self.rate: float | None = None
         self._started: tuple[datetime, int] | None = None  # first "fetching": (when, rows then)
+        self._backoff_until: datetime | None = None
+        self._countdown: Timer | None = None
+        self._shown: tuple[object, ...] | None = None  # what the row shows now, to skip repaints
 
     def compose(self) -> ComposeResult:
         yield Label(Text(self.endpoint), classes="ep-name")
@@ -42,8 +46,21 @@ class EndpointRow(Horizontal):
         yield Static(classes="ep-state")
         yield Static(classes="ep-rate")
 
+    @property
+    def clock(self) -> Clock:
+        # the app's clock (a test freezes it); the row also works outside SalesmapApp
+        clock = getattr(self.app, "now", None)
+        return clock if callable(clock) else system_clock
+
     def on_mount(self) -> None:
         self._render_row()
+
+    def remaining_backoff(self) -> float | None:
+        """Seconds left of the current wait (by the app's clock), None when not backing off."""
+        if self.state != "backoff" or self._backoff_until is None:
+            return None
+        left = (self._backoff_until - self.clock()).total_seconds()
+        return max(left, 0.0)
 
     def set_expected(self, expected: int | None) -> None:
         self.expected = expected
@@ -55,6 +72,7 @@ class EndpointRow(Horizontal):
         self.expected = expected
         self.backoff_s = self.rate = None
         self._started = None
+        self._set_backoff(None, None)
         self._render_row()
 
     def apply(self, event: EndpointProgress, now: datetime) -> None:
@@ -63,7 +81,10 @@ class EndpointRow(Horizontal):
         self.rows = event.rows
         if event.expected_rows is not None:
             self.expected = event.expected_rows
-        self.backoff_s = event.wait_s if event.state == "backoff" else None
+        if event.state == "backoff":
+            self._set_backoff(event.wait_s, now)
+        else:
+            self._set_backoff(None, None)
         if self._started is None and event.state in ("fetching", "backoff"):
             self._started = (now, event.rows)
         if self._started is not None:
@@ -73,16 +94,41 @@ class EndpointRow(Horizontal):
                 self.rate = (event.rows - rows0) / elapsed
         self._render_row()
 
-    def backing_off(self, wait_s: float) -> None:
-        """A retry is waiting: the row says so until the next progress event."""
+    def backing_off(self, wait_s: float, now: datetime) -> None:
+        """A retry is waiting: the row counts the wait down until the next progress event."""
         if self.state not in ("done", "failed"):
             self.state = "backoff"
-            self.backoff_s = wait_s
+            self._set_backoff(wait_s, now)
             self._render_row()
+
+    def _set_backoff(self, wait_s: float | None, now: datetime | None) -> None:
+        self.backoff_s = wait_s
+        if wait_s is None or now is None:
+            self._backoff_until = None
+            if self._countdown is not None:
+                self._countdown.stop()
+                self._countdown = None
+            return
+        self._backoff_until = now + timedelta(seconds=wait_s)
+        # Whole seconds are what the label changes by; a sub-second wait ends before a tick.
+        if self._countdown is None and wait_s >= 1 and self.is_mounted:
+            self._countdown = self.set_interval(1.0, self._tick, name=f"backoff-{self.endpoint}")
+
+    def _tick(self) -> None:
+        left = self.remaining_backoff()
+        if (left is None or left <= 0) and self._countdown is not None:
+            self._countdown.stop()
+            self._countdown = None
+        self._render_state()
 
     def _render_row(self) -> None:
         if not self.is_mounted:
             return
+        self._render_state()
+        shown = (self.state, self.pages, self.rows, self.expected, self.rate)
+        if shown == self._shown:
+            return  # a repeated event (e.g. backoff → fetching at the same page) changes nothing
+        self._shown = shown
         bar = self.query_one(ProgressBar)
         if self.expected:
             total = max(self.expected, self.rows)
@@ -104,11 +150,17 @@ class EndpointRow(Horizontal):
         ):
             detail.append(f" · ETA {duration((self.expected - self.rows) / self.rate)}", "dim")
         self.query_one(".ep-detail", Static).update(detail)
+        rate = "-" if self.rate is None else f"{self.rate:,.0f} rows/s"
+        self.query_one(".ep-rate", Static).update(Text(rate))
+
+    def _render_state(self) -> None:
         label = self.state
         if self.state == "backoff":
-            label = f"backing off {self.backoff_s or 0:.1f} s"
+            left = self.remaining_backoff()
+            if left is not None and left <= 0:
+                label = "retrying"  # the wait is over; the request is on its way again
+            else:
+                label = f"backing off {wait(self.backoff_s if left is None else left)}"
         self.query_one(".ep-state", Static).update(
             Text(label, style=STATE_STYLES.get(self.state, ""))
         )
-        rate = "-" if self.rate is None else f"{self.rate:,.0f} rows/s"
-        self.query_one(".ep-rate", Static).update(Text(rate))
