@@ -293,7 +293,13 @@ class SnapshotRun:
         lock = RunLock(settings.lock_path)
         lock.acquire()
         try:
-            close_stale_running(settings.history_path, str(settings.db_path))
+            try:
+                close_stale_running(settings.history_path, str(settings.db_path))
+            except OSError as exc:
+                raise SalesmapTuiError(
+                    f"cannot write the run history {settings.history_path}: {_describe(exc)}; "
+                    "nothing was started and the live DB is untouched"
+                ) from None
             self.cp = self._load_or_create_checkpoint()
             return self._run()
         finally:
@@ -425,7 +431,6 @@ class SnapshotRun:
         )
         for message in self._pending_warnings:
             self.warn(message)
-        self._history("running")
         status: RunStatus = "failed"
         exit_code = 1
         message = ""
@@ -433,6 +438,8 @@ class SnapshotRun:
         replaced = False
         fallback: str | None = None
         try:
+            # inside the try: a history file that cannot be written fails the run cleanly
+            self._history("running")
             if cp.phase == "swap" and not Path(cp.temp_db_path).exists():
                 return self._finish_after_swap()
             if not self.resumed:
