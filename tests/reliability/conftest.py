@@ -22,7 +22,7 @@ from salesmap_tui.sandbox import SandboxConfig
 
 # distinctive, so a hit can only be a leak
 SECRET = "sm-secret-XYZ-7f3a9c2e41-do-not-leak"
-TALLY: dict[str, int] = {"tests": 0, "files": 0, "bytes": 0, "outputs": 0, "hits": 0}
+TALLY: dict[str, int] = {"tests": 0, "files": 0, "bytes": 0, "outputs": 0, "hits": 0, "modes": 0}
 
 
 @pytest.fixture
@@ -115,5 +115,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if TALLY["tests"]:
         terminalreporter.write_line(
             "reliability leak scan: {tests} tests, {files} files ({bytes} bytes) and {outputs} "
-            "captured outputs scanned, token hits: {hits}".format(**TALLY)
+            "captured outputs scanned, token hits: {hits}; file modes checked: {modes}".format(
+                **TALLY
+            )
         )
