@@ -40,6 +40,7 @@ from salesmap_tui.engine.pacer import Pacer, cancellable_sleep, check_cancel
 ActionKind = Literal["ok", "retry", "rate_limited", "fail_auth", "fail"]
 HintSource = Literal["Retry-After header", "body hint"]
 WaitReason = Literal["Retry-After header", "body hint", "backoff"]
+Priority = Callable[[], float]  # a request's rank at the pacer, higher first
 
 # "8.316초 후 재시도해주세요." → 8.316
 _BODY_HINT = re.compile(r"(\d+(?:\.\d+)?)\s*초")
@@ -241,8 +242,13 @@ class SalesmapClient:
         await self._injected_sleep(seconds)
         check_cancel(self._cancel)
 
-    async def _attempt(self, path: str, params: dict[str, str] | None) -> Any:
-        await self._pacer.acquire(self._cancel)
+    async def _attempt(
+        self, path: str, params: dict[str, str] | None, priority: Priority | None, endpoint: str
+    ) -> Any:
+        if priority is None:
+            await self._pacer.acquire(self._cancel)
+        else:
+            await self._pacer.acquire(self._cancel, priority=priority(), key=endpoint)
         self.requests_sent += 1
         outcome: httpx.Response | httpx.HTTPError
         try:
@@ -268,8 +274,17 @@ class SalesmapClient:
         )
 
     # --- public -----------------------------------------------------------------------------------
-    async def get_data(self, path: str, params: dict[str, str] | None, endpoint: str) -> Any:
+    async def get_data(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        endpoint: str,
+        priority: Priority | None = None,
+    ) -> Any:
         """GET `path` (relative to the base URL) and return the envelope's `data`.
+
+        `priority` (asked at every attempt) ranks this request at the pacer: a cursor chain
+        passes its remaining length so the longest chain is served first.
 
         Raises TokenRejected (401), ApiError (other 4xx, error envelopes), MaxRetriesExceeded,
         RunCancelled.
@@ -303,7 +318,7 @@ class SalesmapClient:
             reraise=True,
         )
         try:
-            return await retrying(self._attempt, path, params)
+            return await retrying(self._attempt, path, params, priority, endpoint)
         except _Retryable as exc:
             raise MaxRetriesExceeded(
                 self._scrub(
@@ -314,28 +329,35 @@ class SalesmapClient:
                 last_status=exc.action.status,
             ) from None
 
-    async def fetch_page(self, spec: EndpointSpec, cursor: str | None) -> Page:
+    async def fetch_page(
+        self, spec: EndpointSpec, cursor: str | None, priority: Priority | None = None
+    ) -> Page:
         """One page of `spec` starting after `cursor` (None: the first page)."""
         params = {"cursor": cursor} if cursor else None
-        return extract_page(await self.get_data(spec.path, params, spec.name), spec)
+        return extract_page(await self.get_data(spec.path, params, spec.name, priority), spec)
 
     def iter_pages(
-        self, spec: EndpointSpec, start_cursor: str | None = None
+        self,
+        spec: EndpointSpec,
+        start_cursor: str | None = None,
+        priority: Priority | None = None,
     ) -> AsyncIterator[Page]:
         """Pages of `spec` from `start_cursor` until the list ends.
 
         Ends on a falsy next cursor or an empty page; a repeated cursor raises ApiError before the
         page carrying it is yielded. A non-paginated spec is one call: its Page still shows any
-        nextCursor, for the caller to warn about.
+        nextCursor, for the caller to warn about. `priority`: see `get_data`.
         """
-        return self._pages(spec, start_cursor)
+        return self._pages(spec, start_cursor, priority)
 
-    async def _pages(self, spec: EndpointSpec, start_cursor: str | None) -> AsyncIterator[Page]:
+    async def _pages(
+        self, spec: EndpointSpec, start_cursor: str | None, priority: Priority | None
+    ) -> AsyncIterator[Page]:
         cursor = start_cursor
         seen: set[str] = {cursor} if cursor else set()
         while True:
             check_cancel(self._cancel)
-            page = await self.fetch_page(spec, cursor)
+            page = await self.fetch_page(spec, cursor, priority)
             nxt = page.next_cursor
             if not spec.paginated or not page.records or not nxt:
                 yield page

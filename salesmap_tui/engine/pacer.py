@@ -16,6 +16,7 @@ from salesmap_tui.engine.errors import RunCancelled
 from salesmap_tui.engine.events import RequestStats
 
 CANCEL_POLL_S = 0.1  # how often a wait looks at the cancel event
+CHAIN_STALE_S = 5.0  # a chain silent this long is done or backing off: nothing is held for it
 
 
 def check_cancel(cancel: threading.Event | None) -> None:
@@ -44,11 +45,30 @@ async def cancellable_sleep(seconds: float, cancel: threading.Event | None) -> N
     await wait_until(time.monotonic() + max(0.0, seconds), cancel)
 
 
+class _Waiter:
+    __slots__ = ("arrived", "committed", "key", "priority", "seq", "slot")
+
+    def __init__(self, priority: float, seq: int, key: str | None, arrived: float) -> None:
+        self.arrived = arrived
+        self.priority = priority
+        self.seq = seq
+        self.key = key
+        self.slot = float("inf")  # not handed a slot yet
+        self.committed = False  # its slot is fixed: it only has to wake up and send
+
+
 class Pacer:
     """Grants send slots: at least `min_interval` apart and at most `max_requests` per `window_s`.
 
-    Slots are reserved under a lock (FIFO, so fair) and then waited for outside it, so callers
-    queue behind each other's slots rather than behind each other's sleeps.
+    Every waiter holds a slot that is due at a known time and sleeps until then. Slots not yet
+    due are handed out again whenever a waiter arrives: highest `priority` first, then first come
+    first served (equal priorities are plain FIFO). Both rules are checked each time a slot is
+    given, so a reorder can only ever move a request later, never break a rule.
+
+    The longest cursor chain of a crawl asks with the highest priority and a `key`. Its pages
+    follow each other, so the pacer can tell when its next request will come (one response time
+    after its last slot) and keeps lower-priority slots one interval clear of that moment: the
+    chain then never queues behind shorter ones, which fill the gaps in between.
     """
 
     def __init__(
@@ -70,40 +90,128 @@ class Pacer:
         self._on_stats = on_stats
         self._stats_every_s = stats_every_s
         self._window_on = max_requests > 0 and window_s > 0
-        # Slots still inside the window (older ones are pruned: they constrain nothing).
+        self._off = self.min_interval == 0 and not self._window_on
+        # Committed slots still inside the window (older ones constrain nothing).
         self._slots: deque[float] = deque()
         self._last_slot: float | None = None
-        self._lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[_Waiter] = []  # waiters whose slot may still move
+        self._seq = 0
+        # chains seen lately: key -> (its last slot, its priority then)
+        self._chains: dict[str, tuple[float, float]] = {}
+        self._hold: tuple[str, float] | None = None  # (key, when its next request is due)
         self._started = clock()
         self._last_stats: float | None = None
         self.total = 0
 
-    def _reserve(self) -> float:
-        now = self._clock()
-        self._prune(now)
+    # --- slots ------------------------------------------------------------------------------------
+    def _earliest(self, now: float, extra: list[float]) -> float:
+        """The first time a new slot may take, after committed slots and `extra` (ascending)."""
         slot = now
-        if self._last_slot is not None:
-            slot = max(slot, self._last_slot + self.min_interval)
-        if self._window_on and len(self._slots) >= self.max_requests:
-            # The slot `max_requests` grants back must have left the window.
-            slot = max(slot, self._slots[-self.max_requests] + self.window_s)
-        if self.window_s > 0:
-            self._slots.append(slot)
-        self._last_slot = slot
+        last = extra[-1] if extra else self._last_slot
+        if last is not None:
+            slot = max(slot, last + self.min_interval)
+        if self._window_on:
+            n = len(self._slots) + len(extra)
+            if n >= self.max_requests:
+                k = n - self.max_requests  # index of the slot that must have left the window
+                oldest = self._slots[k] if k < len(self._slots) else extra[k - len(self._slots)]
+                slot = max(slot, oldest + self.window_s)
         return slot
 
-    async def acquire(self, cancel: threading.Event | None = None) -> None:
-        """Reserve the next send slot and wait for it (raises `RunCancelled` if cancelled)."""
+    def _commit(self, w: _Waiter) -> None:
+        w.committed = True
+        if self.window_s > 0:
+            self._slots.append(w.slot)
+        self._last_slot = w.slot if self._last_slot is None else max(self._last_slot, w.slot)
+
+    def _assign(self, now: float) -> None:
+        """Fix the slots that are due; hand out the others again in priority order."""
+        self._prune(now)
+        due = sorted((w for w in self._pending if w.slot <= now), key=lambda w: w.slot)
+        for w in due:
+            self._commit(w)
+        waiting = [w for w in self._pending if not w.committed]
+        waiting.sort(key=lambda w: (-w.priority, w.seq))
+        self._pending = waiting
+        hold = self._hold
+        if hold is not None and hold[1] + self.min_interval <= now:
+            hold = self._hold = None  # the chain did not come back in time: stop holding
+        given: list[float] = []
+        for w in waiting:
+            slot = self._earliest(now, given)
+            if hold is not None and w.key != hold[0]:
+                due_at = hold[1]
+                if due_at - self.min_interval < slot < due_at + self.min_interval:
+                    # keep the chain's expected slot clear; this one goes right after it
+                    slot = max(slot, due_at + self.min_interval)
+            w.slot = slot
+            given.append(slot)
+
+    def _granted(self, w: _Waiter) -> None:
+        if not w.committed:
+            self._commit(w)
+        if w.key is None:
+            return
+        last = self._chains.get(w.key)
+        # how long the chain took to come back last time: its response time plus its own work
+        turn = None if last is None else w.arrived - last[0]
+        self._chains[w.key] = (w.slot, w.priority)
+        if self._hold is not None and self._hold[0] == w.key:
+            self._hold = None
+        if turn is None or turn <= self.min_interval or turn > CHAIN_STALE_S:
+            return
+        # hold only for the top chain: no waiter and no other live chain ranks above it
+        now = self._clock()
+        for key, (slot, priority) in list(self._chains.items()):
+            if slot < now - CHAIN_STALE_S:
+                del self._chains[key]  # finished or stalled: it no longer competes
+            elif priority > w.priority:
+                return
+        if any(p.priority > w.priority for p in self._pending):
+            return
+        self._hold = (w.key, w.slot + turn)
+        self._assign(now)
+
+    async def acquire(
+        self,
+        cancel: threading.Event | None = None,
+        *,
+        priority: float = 0.0,
+        key: str | None = None,
+    ) -> None:
+        """Take the next send slot and wait for it (raises `RunCancelled` if cancelled).
+
+        Higher `priority` is served first. `key` names a cursor chain (one endpoint) whose
+        requests follow each other; the top-priority chain gets its next slot kept free.
+        """
         check_cancel(cancel)
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            # Created lazily (and per loop) so the pacer can be built outside a running loop.
-            self._lock = asyncio.Lock()
-            self._lock_loop = loop
-        async with self._lock:
-            slot = self._reserve()
-        await wait_until(slot, cancel, clock=self._clock, sleep=self._sleep)
+        if self._off:
+            self._granted_now()
+            return
+        w = _Waiter(priority, self._seq, key, self._clock())
+        self._seq += 1
+        if key is not None and self._hold is not None and self._hold[0] == key:
+            self._hold = None  # the chain is back: it takes the next slot itself
+        self._pending.append(w)
+        try:
+            self._assign(self._clock())
+            while True:
+                check_cancel(cancel)
+                now = self._clock()
+                if now >= w.slot:
+                    break
+                await self._sleep(min(w.slot - now, CANCEL_POLL_S))
+        except BaseException:
+            if w in self._pending:
+                self._pending.remove(w)
+                self._assign(self._clock())
+            raise
+        if w in self._pending:
+            self._pending.remove(w)
+        self._granted(w)
+        self._granted_now()
+
+    def _granted_now(self) -> None:
         self.total += 1
         self._maybe_emit_stats()
 
