@@ -602,7 +602,7 @@ class SnapshotRun:
         self.progress(ep, "fetching")
         try:
             if not ep.spec.paginated:
-                page = await client.fetch_page(ep.spec, None)
+                page = await client.fetch_page(ep.spec, None, lambda: ep.chain_guess)
                 if page.next_cursor:
                     self.warn(
                         f"/{ep.spec.name} answered with a nextCursor; only its first page is "
@@ -610,7 +610,9 @@ class SnapshotRun:
                     )
                 self._commit_page(ep, page.records, None)
             else:
-                async for page in client.iter_pages(ep.spec, ep.state.cursor):
+                # the longest remaining chain goes first at the pacer, too
+                chain = client.iter_pages(ep.spec, ep.state.cursor, lambda: ep.chain_guess)
+                async for page in chain:
                     if self.cancel.is_set():
                         raise RunCancelled("cancelled")
                     self._commit_page(ep, page.records, page.next_cursor)
