@@ -724,6 +724,13 @@ class SnapshotRun:
         holders = f" (held by {', '.join(outcome.holders)})" if outcome.holders else ""
         self.errors.append(f"swap failed: {why}{holders}")
         fb = str(outcome.fallback_path) if outcome.fallback_path else None
+        if fb is None:
+            if not Path(cp.temp_db_path).is_file():
+                # no snapshot anywhere: a failed run, not a fallback; and the checkpoint must
+                # not read as "killed after the swap" to the next --resume
+                cp.phase = "finalize"
+                raise SalesmapTuiError(f"the new DB {cp.temp_db_path} is gone: {why}")
+            fb = cp.temp_db_path  # rename and copy both failed: it is where it was built
         self._log(f"swap fell back: new DB at {fb}; live DB left as it was: {why}{holders}")
         return False, fb
 
