@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from salesmap_tui.cli import SignalCancel
 from salesmap_tui.config import ConfigError, Settings
 from salesmap_tui.engine import api
-from salesmap_tui.engine.errors import SalesmapTuiError
+from salesmap_tui.engine.errors import SalesmapTuiError, printable
 from salesmap_tui.engine.events import (
     BackupMade,
     CheckpointSaved,
@@ -249,7 +249,7 @@ def cmd_checkpoints(settings: Settings) -> int:
             size = f"{info.temp_db_size} bytes" if info.temp_db_size is not None else "missing"
             print(f"  temp DB {cp.temp_db_path} ({size}), phase {cp.phase}")
         for name, ep in cp.endpoints.items():
-            mark = "done" if ep.done else f"cursor {ep.cursor or '-'}"
+            mark = "done" if ep.done else f"cursor {printable(ep.cursor or '-')}"
             print(f"  {name:<13} {ep.pages:>6} pages {ep.rows:>9} rows  {mark}")
         print()
     return 0

@@ -33,6 +33,7 @@ from salesmap_tui.engine.errors import (
     MaxRetriesExceeded,
     MissingToken,
     TokenRejected,
+    printable,
 )
 from salesmap_tui.engine.events import EventSink, RequestRetried
 from salesmap_tui.engine.pacer import Pacer, cancellable_sleep, check_cancel
@@ -230,8 +231,12 @@ class SalesmapClient:
 
     # --- internals --------------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        """Token out first, then shorten: a cut could otherwise leave part of the token."""
-        text = text.replace(self._token, "***")
+        """Token out first, then shorten: a cut could otherwise leave part of the token.
+
+        Control characters from the server are shown as `\\xNN` text: these messages reach
+        terminals (CLI lines, the TUI, `cat` of a log), where an escape sequence would act.
+        """
+        text = printable(text.replace(self._token, "***"))
         return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
     async def _sleep(self, seconds: float) -> None:

@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
+# C0 controls, DEL and C1 controls: ESC/CSI/OSC sequences would drive the user's terminal
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character shown as a literal `\\xNN` escape.
+
+    For text from the server or the CRM (reasons, content types, ids, cursors, form names) that
+    ends up on a terminal: an escape sequence in it is displayed, never interpreted.
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
 
 class SalesmapTuiError(Exception):
     """Base class. `exit_code` follows CONTRACT.md; the message is shown as is, one line."""

@@ -21,7 +21,7 @@ from urllib.request import pathname2url
 
 from salesmap_tui.config import Settings
 from salesmap_tui.engine.crashpoints import crashpoint
-from salesmap_tui.engine.errors import ApiError, RunCancelled, TokenRejected
+from salesmap_tui.engine.errors import ApiError, RunCancelled, TokenRejected, printable
 from salesmap_tui.engine.events import EventSink, WebformProgress, WebformResult
 from salesmap_tui.engine.history import HistoryEntry, read_history
 from salesmap_tui.engine.runtag import utc_now_iso
@@ -258,13 +258,13 @@ async def update_webform_history(
                 if exc.status == 400:
                     skipped.append(form_id)
                     if log is not None:
-                        log(f"web form {form_id} skipped: {exc}")
+                        log(f"web form {printable(form_id)} skipped: {exc}")
                 else:
-                    errors.append(f"web form {form_id}: {exc}")
+                    errors.append(f"web form {printable(form_id)}: {exc}")
             except (TokenRejected, RunCancelled):
                 raise
             except Exception as exc:
-                errors.append(f"web form {form_id}: {exc}")
+                errors.append(f"web form {printable(form_id)}: {exc}")
             done += 1
             progress()
 
