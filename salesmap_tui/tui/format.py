@@ -12,6 +12,8 @@ from pathlib import Path
 import humanize
 from rich.cells import cell_len, set_cell_size
 
+from salesmap_tui.engine.errors import printable
+
 Clock = Callable[[], datetime]
 
 
@@ -105,6 +107,7 @@ def short(text: str | None, width: int) -> str:
     """Cut to `width` terminal cells with an ellipsis (a Korean syllable takes two cells)."""
     if text is None:
         return "-"
+    text = printable(text)  # CRM text (form names, cursors): escapes shown, never acted on
     if cell_len(text) <= width:
         return text
     # set_cell_size pads with a space when it would split a wide character; drop that pad
