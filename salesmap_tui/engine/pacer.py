@@ -46,7 +46,7 @@ async def cancellable_sleep(seconds: float, cancel: threading.Event | None) -> N
 
 
 class _Waiter:
-    __slots__ = ("arrived", "committed", "key", "priority", "seq", "slot")
+    __slots__ = ("arrived", "key", "priority", "seq", "slot")
 
     def __init__(self, priority: float, seq: int, key: str | None, arrived: float) -> None:
         self.arrived = arrived
@@ -54,20 +54,21 @@ class _Waiter:
         self.seq = seq
         self.key = key
         self.slot = float("inf")  # not handed a slot yet
-        self.committed = False  # its slot is fixed: it only has to wake up and send
 
 
 class Pacer:
     """Grants send slots: at least `min_interval` apart and at most `max_requests` per `window_s`.
 
-    Every waiter holds a slot that is due at a known time and sleeps until then. Slots not yet
-    due are handed out again whenever a waiter arrives: highest `priority` first, then first come
-    first served (equal priorities are plain FIFO). Both rules are checked each time a slot is
-    given, so a reorder can only ever move a request later, never break a rule.
+    Every waiter is handed a slot (the earliest time both rules allow, after the waiters ahead of
+    it) and sleeps until then. Slots are handed out again whenever a waiter arrives or is
+    granted: highest `priority` first, then first come first served (equal priorities are plain
+    FIFO). The rules are measured against the times requests were really let go, and checked
+    again when a waiter wakes: a late wake-up (a busy event loop) delays the next request
+    instead of letting two go out back to back.
 
     The longest cursor chain of a crawl asks with the highest priority and a `key`. Its pages
     follow each other, so the pacer can tell when its next request will come (one response time
-    after its last slot) and keeps lower-priority slots one interval clear of that moment: the
+    after its last grant) and keeps lower-priority slots one interval clear of that moment: the
     chain then never queues behind shorter ones, which fill the gaps in between.
     """
 
@@ -91,12 +92,12 @@ class Pacer:
         self._stats_every_s = stats_every_s
         self._window_on = max_requests > 0 and window_s > 0
         self._off = self.min_interval == 0 and not self._window_on
-        # Committed slots still inside the window (older ones constrain nothing).
+        # Grant times still inside the window (older ones constrain nothing).
         self._slots: deque[float] = deque()
-        self._last_slot: float | None = None
-        self._pending: list[_Waiter] = []  # waiters whose slot may still move
+        self._last_slot: float | None = None  # the last grant time
+        self._pending: list[_Waiter] = []
         self._seq = 0
-        # chains seen lately: key -> (its last slot, its priority then)
+        # chains seen lately: key -> (its last grant, its priority then)
         self._chains: dict[str, tuple[float, float]] = {}
         self._hold: tuple[str, float] | None = None  # (key, when its next request is due)
         self._started = clock()
@@ -105,7 +106,7 @@ class Pacer:
 
     # --- slots ------------------------------------------------------------------------------------
     def _earliest(self, now: float, extra: list[float]) -> float:
-        """The first time a new slot may take, after committed slots and `extra` (ascending)."""
+        """The first time a new slot may take, after the grants and `extra` (ascending)."""
         slot = now
         last = extra[-1] if extra else self._last_slot
         if last is not None:
@@ -118,21 +119,11 @@ class Pacer:
                 slot = max(slot, oldest + self.window_s)
         return slot
 
-    def _commit(self, w: _Waiter) -> None:
-        w.committed = True
-        if self.window_s > 0:
-            self._slots.append(w.slot)
-        self._last_slot = w.slot if self._last_slot is None else max(self._last_slot, w.slot)
-
     def _assign(self, now: float) -> None:
-        """Fix the slots that are due; hand out the others again in priority order."""
+        """Hand every waiter its slot again, in priority order."""
         self._prune(now)
-        due = sorted((w for w in self._pending if w.slot <= now), key=lambda w: w.slot)
-        for w in due:
-            self._commit(w)
-        waiting = [w for w in self._pending if not w.committed]
+        waiting = self._pending
         waiting.sort(key=lambda w: (-w.priority, w.seq))
-        self._pending = waiting
         hold = self._hold
         if hold is not None and hold[1] + self.min_interval <= now:
             hold = self._hold = None  # the chain did not come back in time: stop holding
@@ -147,30 +138,34 @@ class Pacer:
             w.slot = slot
             given.append(slot)
 
-    def _granted(self, w: _Waiter) -> None:
-        if not w.committed:
-            self._commit(w)
-        if w.key is None:
-            return
+    def _grant(self, w: _Waiter, now: float) -> None:
+        self._pending.remove(w)
+        if self.window_s > 0:
+            self._slots.append(now)
+        self._last_slot = now
+        if w.key is not None:
+            self._track_chain(w, now)
+        self._assign(now)
+
+    def _track_chain(self, w: _Waiter, now: float) -> None:
+        assert w.key is not None
         last = self._chains.get(w.key)
         # how long the chain took to come back last time: its response time plus its own work
         turn = None if last is None else w.arrived - last[0]
-        self._chains[w.key] = (w.slot, w.priority)
+        self._chains[w.key] = (now, w.priority)
         if self._hold is not None and self._hold[0] == w.key:
             self._hold = None
         if turn is None or turn <= self.min_interval or turn > CHAIN_STALE_S:
             return
         # hold only for the top chain: no waiter and no other live chain ranks above it
-        now = self._clock()
-        for key, (slot, priority) in list(self._chains.items()):
-            if slot < now - CHAIN_STALE_S:
+        for key, (granted, priority) in list(self._chains.items()):
+            if granted < now - CHAIN_STALE_S:
                 del self._chains[key]  # finished or stalled: it no longer competes
             elif priority > w.priority:
                 return
         if any(p.priority > w.priority for p in self._pending):
             return
-        self._hold = (w.key, w.slot + turn)
-        self._assign(now)
+        self._hold = (w.key, now + turn)
 
     async def acquire(
         self,
@@ -199,16 +194,17 @@ class Pacer:
                 check_cancel(cancel)
                 now = self._clock()
                 if now >= w.slot:
-                    break
+                    if self._earliest(now, []) <= now:
+                        break
+                    self._assign(now)  # another waiter went first (or late): queue again
+                    continue
                 await self._sleep(min(w.slot - now, CANCEL_POLL_S))
         except BaseException:
             if w in self._pending:
                 self._pending.remove(w)
                 self._assign(self._clock())
             raise
-        if w in self._pending:
-            self._pending.remove(w)
-        self._granted(w)
+        self._grant(w, now)
         self._granted_now()
 
     def _granted_now(self) -> None:
