@@ -317,3 +317,30 @@ def test_resume_does_not_pick_a_run_older_than_the_live_snapshot(settings):
     # still reachable on purpose
     forced, _ = run(settings.replace(resume_run_tag=stale.run_tag))
     assert forced.exit_code == 0 and forced.run_tag == stale.run_tag
+
+
+def test_leftovers_of_killed_runs_are_swept_but_checkpointed_work_is_kept(settings):
+    from salesmap_tui.engine.events import EngineWarning
+
+    run(settings)
+    kept = _interrupted_run(settings)  # has a checkpoint: must survive the sweep
+    db = settings.db_path
+    orphan = db.with_name(f"{db.name}.20260101T000000Z-0bad.tmp")
+    orphan.write_bytes(b"SQLite format 3\x00 half a DB")
+    orphan.with_name(orphan.name + "-wal").write_bytes(b"wal")
+    partial_backup = (
+        settings.backup_dir / "salesmap_latest_20260101T000000Z-0bad.db.gz.1a2b3c4d.tmp"
+    )
+    partial_backup.write_bytes(b"\x1f\x8b half a gzip")
+    other_db_tmp = db.with_name("other.db.20260101T000000Z-0bad.tmp")  # another DB's: not ours
+    other_db_tmp.write_bytes(b"x")
+    manual = settings.checkpoint_dir / "checkpoint_20260101T000000Z-beef.json.tmp"
+    manual.write_text("{}")  # the seed's manual recovery source: never removed
+    result, rec = run(settings)
+    assert result.exit_code == 0
+    assert not orphan.exists() and not orphan.with_name(orphan.name + "-wal").exists()
+    assert not partial_backup.exists()
+    assert other_db_tmp.exists() and manual.exists()
+    assert Path(kept.temp_db_path or "").exists()
+    warnings = " ".join(e.message for e in rec.of(EngineWarning))
+    assert orphan.name in warnings and partial_backup.name in warnings

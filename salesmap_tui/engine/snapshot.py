@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import json
 import sqlite3
 import threading
@@ -58,7 +59,7 @@ from salesmap_tui.engine.history import append_history, close_stale_running, mak
 from salesmap_tui.engine.lock import RunLock
 from salesmap_tui.engine.pacer import Pacer
 from salesmap_tui.engine.runlog import RunLog
-from salesmap_tui.engine.runtag import new_run_tag, utc_now_iso
+from salesmap_tui.engine.runtag import is_run_tag, new_run_tag, utc_now_iso
 from salesmap_tui.engine.writer import TableWriter, finalize_sqlite_connection, prepare_connection
 
 # tests and benchmarks may hand the engine an in-process transport
@@ -300,10 +301,51 @@ class SnapshotRun:
                     f"cannot write the run history {settings.history_path}: {_describe(exc)}; "
                     "nothing was started and the live DB is untouched"
                 ) from None
+            self._sweep_orphans()
             self.cp = self._load_or_create_checkpoint()
             return self._run()
         finally:
             lock.release()
+
+    def _sweep_orphans(self) -> None:
+        """Remove what killed runs left that nothing can use, so disk use does not grow.
+
+        Only with the lock held (no other run is writing), and only files no checkpoint names:
+        a temp DB of a run killed before its first checkpoint, and partial backup files. A
+        checkpoint's `.json.tmp` is kept: copying it to `.json` is the seed's manual recovery.
+        """
+        s = self.settings
+        named = {
+            str(Path(info.checkpoint.temp_db_path).absolute())
+            for info in self.checkpoints.list()
+            if info.checkpoint is not None
+        }
+        tags_with_files = {
+            p.name[len("checkpoint_") :].split(".json")[0]
+            for p in s.checkpoint_dir.glob("checkpoint_*.json*")
+        }
+        orphans: list[Path] = []
+        prefix = s.db_path.name + "."
+        for temp in s.db_path.absolute().parent.glob(glob.escape(prefix) + "*.tmp"):
+            tag = temp.name[len(prefix) : -len(".tmp")]
+            if not is_run_tag(tag) or str(temp) in named or tag in tags_with_files:
+                continue
+            orphans += [
+                temp,
+                *(temp.with_name(temp.name + x) for x in ("-wal", "-shm", "-journal")),
+            ]
+        if s.backup_dir.is_dir():
+            pattern = glob.escape(f"{s.db_path.stem}_") + "*.db.gz.*.tmp*"
+            orphans += list(s.backup_dir.glob(pattern))
+        for path in orphans:
+            try:
+                if path.is_file():
+                    path.unlink()
+                    self._pending_warnings.append(
+                        f"removed {path}: left by an interrupted run, nothing could resume it"
+                    )
+            except OSError as exc:
+                self._pending_warnings.append(f"could not remove leftover {path}: {exc}")
 
     def _load_or_create_checkpoint(self) -> Checkpoint:
         s = self.settings
