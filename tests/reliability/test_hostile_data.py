@@ -7,8 +7,8 @@ type and size; an `httpx.MockTransport` serves them as Salesmap envelopes, paged
 `_extra`, mapped by `_columns`), with no SQL error and no object in `sqlite_master` beyond the
 ones a snapshot makes.
 
-CI runs a modest number of examples; `FUZZ_EXAMPLES=2000 pytest tests/reliability/
-test_hostile_data.py` is the long run.
+CI runs a modest number of examples; the long run is `FUZZ_EXAMPLES=2000 pytest --timeout=0
+tests/reliability/test_hostile_data.py` (about 6 minutes: past pytest-timeout's 300 s).
 """
 
 from __future__ import annotations
