@@ -80,6 +80,8 @@ class SalesmapApp(App[int]):
         "history": HistoryScreen,
     }
     DEFAULT_MODE = "dashboard"
+    # How often the dashboard draws progress at most (seconds); 0 draws after every burst.
+    ui_refresh_s = 0.1
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "start_run", "Run", id="app.run"),

@@ -219,3 +219,26 @@ async def test_short_waits_show_two_decimals(tmp_path: Path) -> None:
         row = app.dashboard.row("memo")
         assert row is not None
         assert "backing off <0.01 s" in rendered(row.query_one(".ep-state", Static))
+
+
+async def test_dashboard_draws_progress_at_most_once_per_interval(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    app.ui_refresh_s = 30.0  # far longer than the test: only the leading draw may happen
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        row = app.dashboard.row("deal")
+        assert row is not None
+        detail = row.query_one(".ep-detail", Static)
+        app.post_message(EngineEventMessage(EndpointProgress("deal", "fetching", 1, 50)))
+        await pilot.pause()
+        assert "1 pages · 50 rows" in rendered(detail)  # the first event draws at once
+        for page in range(2, 6):
+            app.post_message(
+                EngineEventMessage(EndpointProgress("deal", "fetching", page, 50 * page))
+            )
+            await pilot.pause()
+        assert row.pages == 5  # the model is current...
+        assert "1 pages · 50 rows" in rendered(detail)  # ...the screen waits for the interval
+        app.dashboard.flush()  # what the interval timer calls
+        await pilot.pause()
+        assert "5 pages · 250 rows" in rendered(detail)

@@ -12,7 +12,9 @@ from textual.widgets import Label, ProgressBar, Static
 
 from salesmap_tui.engine.events import EndpointProgress
 from salesmap_tui.tui.format import Clock, count, duration, system_clock, wait
+from salesmap_tui.tui.widgets.quiet_static import set_text
 
+INDETERMINATE_FRAME_S = 1 / 5
 STATE_STYLES = {
     "waiting": "dim",
     "fetching": "bold cyan",
@@ -53,7 +55,8 @@ class EndpointRow(Horizontal):
         return clock if callable(clock) else system_clock
 
     def on_mount(self) -> None:
-        self._render_row()
+        # is_mounted only turns true after this handler: render on the next turn
+        self.call_later(self._render_row)
 
     def remaining_backoff(self) -> float | None:
         """Seconds left of the current wait (by the app's clock), None when not backing off."""
@@ -75,7 +78,8 @@ class EndpointRow(Horizontal):
         self._set_backoff(None, None)
         self._render_row()
 
-    def apply(self, event: EndpointProgress, now: datetime) -> None:
+    def apply(self, event: EndpointProgress, now: datetime, *, render: bool = True) -> None:
+        """Take in a progress event; with `render=False` the caller draws later (render_row)."""
         self.state = event.state
         self.pages = event.pages
         self.rows = event.rows
@@ -92,6 +96,11 @@ class EndpointRow(Horizontal):
             elapsed = (now - since).total_seconds()
             if elapsed > 0:
                 self.rate = (event.rows - rows0) / elapsed
+        if render:
+            self._render_row()
+
+    def render_row(self) -> None:
+        """Draw the row from its current state."""
         self._render_row()
 
     def backing_off(self, wait_s: float, now: datetime) -> None:
@@ -136,7 +145,11 @@ class EndpointRow(Horizontal):
         elif self.state == "done":
             bar.update(total=max(self.rows, 1), progress=max(self.rows, 1))
         else:
-            bar.update(total=None)
+            if bar.total is not None:
+                bar.update(total=None)
+            # total unknown: the bar moves while fetching; waiting or backing off it stands still
+            frame_s = INDETERMINATE_FRAME_S if self.state == "fetching" else None
+            self.call_after_refresh(self._set_bar_frames, frame_s)
         detail = Text(f"{count(self.pages)} pages · {count(self.rows)}")
         if self.expected:
             detail.append(f"/{count(self.expected)}")
@@ -149,9 +162,18 @@ class EndpointRow(Horizontal):
             and self.rows < self.expected
         ):
             detail.append(f" · ETA {duration((self.expected - self.rows) / self.rate)}", "dim")
-        self.query_one(".ep-detail", Static).update(detail)
+        # one line each in a row of fixed height: never a reason to re-layout the screen
+        set_text(self.query_one(".ep-detail", Static), detail)
         rate = "-" if self.rate is None else f"{self.rate:,.0f} rows/s"
-        self.query_one(".ep-rate", Static).update(Text(rate))
+        set_text(self.query_one(".ep-rate", Static), Text(rate))
+
+    def _set_bar_frames(self, frame_s: float | None) -> None:
+        # Textual animates an indeterminate bar at 15 frames/s; seven of them cost ~14% of a
+        # core while idle, and that CPU (and the GIL) is taken from the engine thread. 5 frames/s
+        # still reads as "working, total unknown"; None stops it.
+        for inner in self.query("ProgressBar > #bar"):  # the inner Bar (not exported)
+            if getattr(inner, "percentage", 0) is None:
+                inner.auto_refresh = frame_s
 
     def _render_state(self) -> None:
         label = self.state
@@ -161,6 +183,6 @@ class EndpointRow(Horizontal):
                 label = "retrying"  # the wait is over; the request is on its way again
             else:
                 label = f"backing off {wait(self.backoff_s if left is None else left)}"
-        self.query_one(".ep-state", Static).update(
-            Text(label, style=STATE_STYLES.get(self.state, ""))
+        set_text(
+            self.query_one(".ep-state", Static), Text(label, style=STATE_STYLES.get(self.state, ""))
         )
