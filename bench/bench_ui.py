@@ -10,7 +10,7 @@ Starts `python -m salesmap_tui.sandbox --port 0 --scale N --rate-limit 0` in its
 
 Goals: loop lag p99 < 50 ms; TUI wall time <= 1.1x the engine's.
 
-    python bench/bench_ui.py                       # scale 12,000 (about 20-30 s per run here)
+    python bench/bench_ui.py                       # scale 20,000: about 20-30 s per run here
     python bench/bench_ui.py --scale 30000 --rounds 2
 """
 
@@ -125,7 +125,7 @@ def pct(values: list[float], q: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=int, default=12_000, help="records per endpoint")
+    parser.add_argument("--scale", type=int, default=20_000, help="records per endpoint")
     parser.add_argument("--seed", type=int, default=3, help="sandbox seed")
     parser.add_argument("--rounds", type=int, default=1, help="engine/TUI pairs to run")
     parser.add_argument("--concurrency", type=int, default=None, help="engine concurrency")

@@ -7,7 +7,11 @@ from contextlib import contextmanager
 
 from salesmap_tui.config import DEMO_DIR, Settings
 
-DEMO_FAULTS = "429:0.02,503:0.02"
+# A few 429s whose body asks for 2.5 s (a visible "backing off 2.5 s" counting down on the
+# dashboard) and a few 503s (the engine's own 1 s backoff). The sandbox's own limiter stays at
+# real scale (hint_scale 1): the engine paces itself under it, so it seldom answers 429; when it
+# does, its wait is what remains of the window. About 20 s in all at scale 600.
+DEMO_FAULTS = "429:0.02:hint=2.5,503:0.015"
 
 
 @contextmanager
@@ -22,7 +26,7 @@ def demo_environment(settings: Settings) -> Iterator[Settings]:
         latency_ms=60,
         jitter_ms=40,
         faults=DEMO_FAULTS,
-        hint_scale=0.2,
+        hint_scale=1.0,
     )
     with SandboxServer(config) as server:
         yield settings.replace(

@@ -242,3 +242,23 @@ async def test_dashboard_draws_progress_at_most_once_per_interval(tmp_path: Path
         app.dashboard.flush()  # what the interval timer calls
         await pilot.pause()
         assert "5 pages · 250 rows" in rendered(detail)
+
+
+async def test_retry_log_shows_a_cut_cause_whole(tmp_path: Path) -> None:
+    cause = "503 일시적인 오류가 발생했습니다. 잠시 후 다시 시도해주세요."
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        for endpoint in ("deal", "memo"):
+            app.post_message(
+                EngineEventMessage(RequestRetried(endpoint, 1, 4, 503, cause, 1.0, "backoff"))
+            )
+        await pilot.pause()
+        detail = app.dashboard.query_one("#retry-detail", Static)
+        # the first entry is highlighted; the column cuts the cause, the line below does not
+        assert detail.display
+        assert cause in rendered(detail, width=200)
+        assert "deal" in rendered(detail, width=200)
+        log = app.dashboard.query_one("#retry-log")
+        log.focus()
+        await pilot.press("down")
+        assert "memo" in rendered(detail, width=200)

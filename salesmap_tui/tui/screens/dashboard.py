@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, cast
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
@@ -117,6 +118,7 @@ class DashboardScreen(Screen[None]):
         with Horizontal(id="bottom"):
             with Vertical(id="retry-pane"):
                 yield DataTable(id="retry-log", cursor_type="row", zebra_stripes=True)
+                yield Static(id="retry-detail")
             with Vertical(id="side-pane"):
                 yield Static(id="checkpoint-panel")
                 with VerticalScroll(id="summary-scroll"):
@@ -164,6 +166,7 @@ class DashboardScreen(Screen[None]):
         for row in self.query(EndpointRow):
             row.reset(None)
         self.query_one("#retry-log", DataTable).clear()
+        self.query_one("#retry-detail", Static).display = False
         self.refresh_panels()
 
     def run_failed_to_start(self, message: str) -> None:
@@ -288,6 +291,19 @@ class DashboardScreen(Screen[None]):
             Text(""),
         )
         self._trim_log(table)
+
+    @on(DataTable.RowHighlighted, "#retry-log")
+    def _retry_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        # The cause column is cut to its width (Korean server messages often are longer):
+        # the highlighted entry is shown whole below the log.
+        cells = event.data_table.get_row(event.row_key)
+        line = Text.assemble(("› ", "dim"), cells[0], " ", cells[1], " ", cells[3])
+        if cells[4].plain:
+            line.append(" · wait ")
+            line.append_text(cells[4])
+        detail = self.query_one("#retry-detail", Static)
+        detail.update(line)
+        detail.display = True
 
     @staticmethod
     def _trim_log(table: DataTable[Text]) -> None:
