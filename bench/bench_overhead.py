@@ -1,13 +1,14 @@
 """Benchmark: engine overhead against a bare httpx + executemany script (prints only).
 
-Pacing off, no latency, a sandbox in its own process with 200,000 records in total (five list
-endpoints x --scale, plus users, teams and web-form submissions). Three runs against the same
+Pacing off, no latency, a sandbox in its own process with 200,000 records in total as the API
+serves them (about 7.6 x --scale: five list endpoints x --scale, users, teams and about
+2.6 x --scale web-form submissions). Three runs against the same
 server: the bare floor (httpx.Client pages through every list and every web form's submissions
 one request at a time; each page goes into its table with one executemany and a commit, a column
 per key, nested values as JSON text), then the engine through `run_snapshot` with
 --concurrency 1 and 4. Prints wall and CPU time of each and engine / floor (goal <= 1.3).
 
-    python bench/bench_overhead.py                   # scale 40,000: 200,000 records
+    python bench/bench_overhead.py                   # scale 26,300: ~200,000 records
     python bench/bench_overhead.py --scale 4000      # a quick look
 """
 
@@ -114,7 +115,7 @@ def bare(base_url: str, token: str, db: Path) -> tuple[int, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=int, default=40_000, help="records per list endpoint")
+    parser.add_argument("--scale", type=int, default=26_300, help="records per list endpoint")
     args = parser.parse_args()
     print(f"bench_overhead  {stamp()}  {machine()}")
     with (
