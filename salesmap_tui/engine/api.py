@@ -22,6 +22,7 @@ __all__ = [
     "BackupInfo",
     "Checkpoint",
     "CheckpointInfo",
+    "FormCount",
     "HistoryEntry",
     "HistoryProblem",
     "RestoreResult",
@@ -43,6 +44,16 @@ VerifyProgress = Callable[[str, float], None]
 
 
 @dataclass(frozen=True)
+class FormCount:
+    """One form's rows in webform_history (names are Korean in real workspaces)."""
+
+    form_id: str
+    name: str
+    rows: int
+    newest: str | None
+
+
+@dataclass(frozen=True)
 class WebformStatus:
     db_exists: bool
     rows: int
@@ -50,6 +61,7 @@ class WebformStatus:
     forms: int  # distinct webFormId in webform_history
     allowed_people: int  # distinct deal.peopleId in the live DB
     last_pass: dict[str, Any] | None  # newest history record with a `webform` outcome
+    form_rows: tuple[FormCount, ...] = ()  # per form, most rows first
 
 
 def run_snapshot(

@@ -303,7 +303,7 @@ def _last_webform_pass(entries: Iterator[HistoryEntry]) -> dict[str, Any] | None
 
 
 def webform_status(settings: Settings) -> WebformStatus:
-    from salesmap_tui.engine.api import WebformStatus
+    from salesmap_tui.engine.api import FormCount, WebformStatus
 
     history = (e for e in read_history(settings.history_path) if isinstance(e, HistoryEntry))
     last = _last_webform_pass(history)
@@ -317,6 +317,13 @@ def webform_status(settings: Settings) -> WebformStatus:
         rows, newest, forms = conn.execute(
             f"SELECT COUNT(*), MAX(createdAt), COUNT(DISTINCT webFormId) FROM {TABLE}"
         ).fetchone()
-        return WebformStatus(True, int(rows), newest, int(forms), people, last)
+        per_form = tuple(
+            FormCount(str(form_id or "-"), str(name or "-"), int(n), newest_at)
+            for form_id, name, n, newest_at in conn.execute(
+                f"SELECT webFormId, MAX(webFormName), COUNT(*), MAX(createdAt) FROM {TABLE} "
+                "GROUP BY webFormId ORDER BY COUNT(*) DESC, 2"
+            )
+        )
+        return WebformStatus(True, int(rows), newest, int(forms), people, last, per_form)
     finally:
         conn.close()

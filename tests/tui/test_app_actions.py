@@ -231,14 +231,14 @@ async def test_dashboard_draws_progress_at_most_once_per_interval(tmp_path: Path
         detail = row.query_one(".ep-detail", Static)
         app.post_message(EngineEventMessage(EndpointProgress("deal", "fetching", 1, 50)))
         await pilot.pause()
-        assert "1 pages · 50 rows" in rendered(detail)  # the first event draws at once
+        assert "1 page · 50 rows" in rendered(detail)  # the first event draws at once
         for page in range(2, 6):
             app.post_message(
                 EngineEventMessage(EndpointProgress("deal", "fetching", page, 50 * page))
             )
             await pilot.pause()
         assert row.pages == 5  # the model is current...
-        assert "1 pages · 50 rows" in rendered(detail)  # ...the screen waits for the interval
+        assert "1 page · 50 rows" in rendered(detail)  # ...the screen waits for the interval
         app.dashboard.flush()  # what the interval timer calls
         await pilot.pause()
         assert "5 pages · 250 rows" in rendered(detail)

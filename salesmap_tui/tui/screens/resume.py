@@ -99,8 +99,13 @@ class ResumeScreen(AppScreen):
                 if info.temp_db_exists
                 else Text("missing", style="red")
             )
+            # a finished run is the normal case, not an alarm: only real problems are red
+            finished = info.checkpoint is not None and info.checkpoint.done
             status = (
-                Text(short(relativize(info.problem, self.sapp.base_dir), 24), style="bold red")
+                Text(
+                    short(relativize(info.problem, self.sapp.base_dir), 24),
+                    style="dim" if finished else "bold red",
+                )
                 if info.problem
                 else Text("can resume", style="green")
             )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.table import Table
@@ -14,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Label, ProgressBar, Static
 
-from salesmap_tui.engine.api import WebformStatus
+from salesmap_tui.engine.api import FormCount, WebformStatus
 from salesmap_tui.engine.events import (
     EngineEvent,
     RunResult,
@@ -31,42 +28,6 @@ from salesmap_tui.tui.format import (
     show_path,
 )
 from salesmap_tui.tui.screens.base import AppScreen
-
-
-@dataclass(frozen=True)
-class FormCount:
-    """One form's rows in webform_history (names are Korean in real workspaces)."""
-
-    form_id: str
-    name: str
-    rows: int
-    newest: str | None
-
-
-def form_counts(db_path: Path) -> list[FormCount]:
-    """Rows per form in the live DB's webform_history, most rows first; [] if there is none.
-
-    Read-only and tolerant: a missing DB or table (no pass yet) is an empty list, not an error.
-    """
-    if not db_path.is_file():
-        return []
-    try:
-        conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error:
-        return []
-    try:
-        rows = conn.execute(
-            'SELECT "webFormId", MAX("webFormName"), COUNT(*), MAX("createdAt") '
-            'FROM webform_history GROUP BY "webFormId" ORDER BY COUNT(*) DESC, 2'
-        ).fetchall()
-    except sqlite3.Error:
-        return []
-    finally:
-        conn.close()
-    return [
-        FormCount(str(form_id or "-"), str(name or "-"), int(n), newest)
-        for form_id, name, n, newest in rows
-    ]
 
 
 class WebformScreen(AppScreen):
@@ -131,16 +92,16 @@ class WebformScreen(AppScreen):
 
         settings = self.sapp.settings
         self.sapp.run_in_thread(
-            lambda: (api.webform_status(settings), form_counts(settings.db_path)),
+            lambda: api.webform_status(settings),
             group="webform-status",
             description="web-form status",
-            on_success=lambda result: self.show_status(*result),
+            on_success=self.show_status,
         )
 
-    def show_status(self, status: WebformStatus, forms: list[FormCount] | None = None) -> None:
+    def show_status(self, status: WebformStatus) -> None:
         self.status = status
         self.query_one("#webform-status", Static).update(self._status_table(status))
-        self.forms = list(forms or [])
+        self.forms = list(status.form_rows)
         table = self.query_one("#webform-forms", DataTable)
         table.clear()
         now = self.sapp.now()

@@ -150,7 +150,8 @@ class EndpointRow(Horizontal):
             # total unknown: the bar moves while fetching; waiting or backing off it stands still
             frame_s = INDETERMINATE_FRAME_S if self.state == "fetching" else None
             self.call_after_refresh(self._set_bar_frames, frame_s)
-        detail = Text(f"{count(self.pages)} pages · {count(self.rows)}")
+        pages = "page" if self.pages == 1 else "pages"
+        detail = Text(f"{count(self.pages)} {pages} · {count(self.rows)}")
         if self.expected:
             detail.append(f"/{count(self.expected)}")
         detail.append(" rows")
