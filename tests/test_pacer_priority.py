@@ -123,3 +123,38 @@ async def test_a_late_wakeup_never_lets_two_requests_out_back_to_back() -> None:
     assert len(log) == 200
     # the rules hold between the times requests were really let go, not just between slots
     _rules(log, 0.12)
+
+
+async def test_a_late_send_pushes_the_next_slot_back() -> None:
+    vt = VirtualTime()
+    pacer = Pacer(0.12, 100, 10.0, clock=vt.clock, sleep=vt.sleep)
+    log: Log = []
+
+    async def first() -> None:
+        granted = await pacer.acquire()
+        log.append((vt.now, "first"))
+        await vt.sleep(0.03)  # e.g. opening the connection
+        pacer.mark_sent(granted)
+
+    async def second() -> None:
+        await vt.sleep(0.01)
+        await pacer.acquire()
+        log.append((vt.now, "second"))
+
+    await vt.run([first(), second()])
+    assert log[1][0] >= 0.03 + 0.12 - EPS
+
+
+async def test_an_on_time_send_changes_nothing() -> None:
+    vt = VirtualTime()
+    pacer = Pacer(0.12, 100, 10.0, clock=vt.clock, sleep=vt.sleep)
+    granted = await pacer.acquire()
+    pacer.mark_sent(granted)  # no time passed: it left on its slot
+    times: list[float] = []
+
+    async def next_one() -> None:
+        await pacer.acquire()
+        times.append(vt.now)
+
+    await vt.run([next_one()])
+    assert times == [0.12]

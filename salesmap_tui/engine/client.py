@@ -251,13 +251,19 @@ class SalesmapClient:
         self, path: str, params: dict[str, str] | None, priority: Priority | None, endpoint: str
     ) -> Any:
         if priority is None:
-            await self._pacer.acquire(self._cancel)
+            granted = await self._pacer.acquire(self._cancel)
         else:
-            await self._pacer.acquire(self._cancel, priority=priority(), key=endpoint)
+            granted = await self._pacer.acquire(self._cancel, priority=priority(), key=endpoint)
         self.requests_sent += 1
+
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            # a request that leaves late (a new connection, first use) tells the pacer when
+            if event.endswith(".send_request_headers.started"):
+                self._pacer.mark_sent(granted)
+
         outcome: httpx.Response | httpx.HTTPError
         try:
-            outcome = await self._http.get(path, params=params)
+            outcome = await self._http.get(path, params=params, extensions={"trace": trace})
         except httpx.HTTPError as exc:
             outcome = exc
         action = classify(outcome, self._clock_now())

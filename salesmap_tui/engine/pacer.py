@@ -16,6 +16,7 @@ from salesmap_tui.engine.errors import RunCancelled
 from salesmap_tui.engine.events import RequestStats
 
 CANCEL_POLL_S = 0.1  # how often a wait looks at the cancel event
+LATE_SEND_S = 0.002  # a request leaving this long after its grant pushes the next slot back
 CHAIN_STALE_S = 5.0  # a chain silent this long is done or backing off: nothing is held for it
 
 
@@ -173,8 +174,8 @@ class Pacer:
         *,
         priority: float = 0.0,
         key: str | None = None,
-    ) -> None:
-        """Take the next send slot and wait for it (raises `RunCancelled` if cancelled).
+    ) -> float:
+        """Take the next send slot, wait for it and return its time (`RunCancelled` if cancelled).
 
         Higher `priority` is served first. `key` names a cursor chain (one endpoint) whose
         requests follow each other; the top-priority chain gets its next slot kept free.
@@ -182,7 +183,7 @@ class Pacer:
         check_cancel(cancel)
         if self._off:
             self._granted_now()
-            return
+            return 0.0
         w = _Waiter(priority, self._seq, key, self._clock())
         self._seq += 1
         if key is not None and self._hold is not None and self._hold[0] == key:
@@ -206,6 +207,21 @@ class Pacer:
             raise
         self._grant(w, now)
         self._granted_now()
+        return now
+
+    def mark_sent(self, granted_at: float) -> None:
+        """The request granted at `granted_at` is leaving only now.
+
+        The first request of a run may spend tens of milliseconds between its grant and the
+        wire (opening a connection, first-use setup in the HTTP stack). If it is late, the next
+        slot counts from now, so the server still sees the two at least one interval apart.
+        """
+        if self._off:
+            return
+        now = self._clock()
+        if now - granted_at > LATE_SEND_S and (self._last_slot is None or now > self._last_slot):
+            self._last_slot = now
+            self._assign(now)
 
     def _granted_now(self) -> None:
         self.total += 1
