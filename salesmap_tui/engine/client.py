@@ -263,7 +263,9 @@ class SalesmapClient:
 
         outcome: httpx.Response | httpx.HTTPError
         try:
-            outcome = await self._http.get(path, params=params, extensions={"trace": trace})
+            outcome = await self._http.get(
+                path, params=params, extensions=None if self._pacer.off else {"trace": trace}
+            )
         except httpx.HTTPError as exc:
             outcome = exc
         action = classify(outcome, self._clock_now())

@@ -209,6 +209,11 @@ class Pacer:
         self._granted_now()
         return now
 
+    @property
+    def off(self) -> bool:
+        """No interval and no window: every slot is granted at once."""
+        return self._off
+
     def mark_sent(self, granted_at: float) -> None:
         """The request granted at `granted_at` is leaving only now.
 
