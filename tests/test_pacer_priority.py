@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable
 
-from salesmap_tui.engine.pacer import Pacer
+import pytest
+
+from salesmap_tui.engine.pacer import Pacer, shared_pacer
 from tests.test_pacer import EPS, VirtualTime
 
 Log = list[tuple[float, str]]
@@ -158,3 +161,24 @@ async def test_an_on_time_send_changes_nothing() -> None:
 
     await vt.run([next_one()])
     assert times == [0.12]
+
+
+def test_a_run_right_after_another_keeps_the_rules_across_both() -> None:
+    # one pacer per workspace in the process: a resume started right after a cancel waits
+    vt = VirtualTime()
+    args = ("http://127.0.0.1:1/v2", "tok", 0.12, 3, 10.0)
+    first = shared_pacer(*args, clock=vt.clock, sleep=vt.sleep)
+    log: Log = []
+
+    async def grants(pacer: Pacer, n: int, name: str) -> None:
+        for _ in range(n):
+            await pacer.acquire()
+            log.append((vt.now, name))
+
+    asyncio.run(vt.run([grants(first, 2, "run 1")]))
+    second = shared_pacer(*args, clock=vt.clock, sleep=vt.sleep)
+    assert second is first and second.total == 0  # counters start afresh for the new run
+    asyncio.run(vt.run([grants(second, 2, "run 2")]))
+    assert [t for t, _ in log] == pytest.approx([0.0, 0.12, 0.24, 10.0])  # interval, then window
+    other = shared_pacer("http://127.0.0.1:1/v2", "another-token", 0.12, 3, 10.0)
+    assert other is not first  # another workspace has its own budget

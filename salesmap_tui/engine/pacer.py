@@ -7,6 +7,7 @@ must share one budget. Every attempt (retries included) reserves a send slot her
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections import deque
@@ -209,6 +210,16 @@ class Pacer:
         self._granted_now()
         return now
 
+    def begin_run(self, on_stats: Callable[[RequestStats], None] | None) -> None:
+        """Count requests afresh for a new run; the grants that constrain the next slot stay."""
+        self._on_stats = on_stats
+        self._started = self._clock()
+        self._last_stats = None
+        self.total = 0
+        self._pending = []
+        self._chains = {}
+        self._hold = None
+
     @property
     def off(self) -> bool:
         """No interval and no window: every slot is granted at once."""
@@ -260,3 +271,36 @@ class Pacer:
             return
         self._last_stats = now
         self._on_stats(self.stats())
+
+
+_SHARED: dict[tuple[str, str, float, int, float], Pacer] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_pacer(
+    base_url: str,
+    token: str | None,
+    min_interval: float,
+    max_requests: int,
+    window_s: float,
+    *,
+    on_stats: Callable[[RequestStats], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Pacer:
+    """The one pacer of a workspace in this process, its request counters started afresh.
+
+    The limit is per workspace, not per run: a run started right after another (a resume after
+    a cancel, a web-form pass after a snapshot) must keep both rules across the two.
+    """
+    # the token only as a digest: the key may show up in a debugger or a repr
+    who = hashlib.sha256((token or "").encode()).hexdigest()
+    key = (base_url, who, min_interval, max_requests, window_s)
+    with _SHARED_LOCK:
+        pacer = _SHARED.get(key)
+        if pacer is None:
+            pacer = _SHARED[key] = Pacer(
+                min_interval, max_requests, window_s, clock=clock, sleep=sleep
+            )
+    pacer.begin_run(on_stats)
+    return pacer
