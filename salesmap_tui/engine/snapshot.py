@@ -57,7 +57,7 @@ from salesmap_tui.engine.events import (
 from salesmap_tui.engine.files import ensure_private_dir, fsync_file, replace_file_with_retry
 from salesmap_tui.engine.history import append_history, close_stale_running, make_record
 from salesmap_tui.engine.lock import RunLock
-from salesmap_tui.engine.pacer import Pacer
+from salesmap_tui.engine.pacer import shared_pacer
 from salesmap_tui.engine.runlog import RunLog
 from salesmap_tui.engine.runtag import is_run_tag, new_run_tag, utc_now_iso
 from salesmap_tui.engine.writer import TableWriter, finalize_sqlite_connection, prepare_connection
@@ -593,8 +593,14 @@ class SnapshotRun:
         s = self.settings
         cp = self.cp
         assert cp is not None
-        pacer = Pacer(
-            s.min_interval, s.rate_limit_requests, s.rate_limit_window, on_stats=self.emit
+        # per workspace, not per run: a resume right after a cancel keeps the rules across both
+        pacer = shared_pacer(
+            s.base_url,
+            s.token,
+            s.min_interval,
+            s.rate_limit_requests,
+            s.rate_limit_window,
+            on_stats=self.emit,
         )
         transport = self.transport_factory() if self.transport_factory else None
         async with SalesmapClient(s, pacer, self.emit, self.cancel, transport=transport) as client:
@@ -1048,7 +1054,9 @@ async def _webform_only_async(
     log: Callable[[str], None],
     transport_factory: TransportFactory | None,
 ) -> WebformResult:
-    pacer = Pacer(
+    pacer = shared_pacer(
+        settings.base_url,
+        settings.token,
         settings.min_interval,
         settings.rate_limit_requests,
         settings.rate_limit_window,
