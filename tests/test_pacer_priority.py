@@ -182,3 +182,8 @@ def test_a_run_right_after_another_keeps_the_rules_across_both() -> None:
     assert [t for t, _ in log] == pytest.approx([0.0, 0.12, 0.24, 10.0])  # interval, then window
     other = shared_pacer("http://127.0.0.1:1/v2", "another-token", 0.12, 3, 10.0)
     assert other is not first  # another workspace has its own budget
+
+
+def test_with_pacing_off_each_run_has_its_own_pacer() -> None:
+    args = ("http://127.0.0.1:2/v2", "tok", 0.0, 100, 10.0)
+    assert shared_pacer(*args) is not shared_pacer(*args)
