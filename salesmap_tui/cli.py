@@ -145,7 +145,10 @@ def _run_options() -> argparse.ArgumentParser:
         "--min-interval",
         type=_non_negative_float,
         default=MIN_INTERVAL,
-        help="seconds between any two requests (0 turns pacing off: local sandboxes only)",
+        help=(
+            "seconds between any two requests; 0 turns pacing off (neither this nor the "
+            "100-per-10-s window: local sandboxes and benchmarks only)"
+        ),
     )
     g.add_argument(
         "--max-wait",

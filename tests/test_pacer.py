@@ -205,3 +205,22 @@ def test_one_pacer_across_event_loops() -> None:
     asyncio.run(vt.run([_grants(pacer, vt, 2, log, 1)]))
     assert pacer.total == 4
     assert [t for t, _ in log] == [0.0, 0.0, 10.0, 10.0]
+
+
+async def test_min_interval_zero_turns_both_rules_off() -> None:
+    """CONTRACT.md: `--min-interval 0` turns pacing off — no interval and no 100-per-10-s window."""
+    from salesmap_tui.engine.pacer import shared_pacer
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    pacer = shared_pacer(
+        "http://127.0.0.1:1/v2", "t", 0.0, 100, 10.0, clock=lambda: 0.0, sleep=sleep
+    )
+    for _ in range(500):
+        await pacer.acquire()
+    assert pacer.total == 500
+    assert [s for s in slept if s > 0] == []
+    assert pacer.stats().limit == 0  # the UI shows "pacing off"

@@ -295,10 +295,9 @@ def shared_pacer(
     `min_interval` 0 (pacing off, for local sandboxes) every run gets a pacer of its own.
     """
     if min_interval <= 0:
-        # pacing off (local sandboxes, tests, benchmarks): each run starts with its own window
-        return Pacer(
-            min_interval, max_requests, window_s, clock=clock, sleep=sleep, on_stats=on_stats
-        )
+        # pacing off (CONTRACT.md: `--min-interval 0` is for local sandboxes and benchmarks):
+        # neither rule applies, and each run has a pacer of its own that only counts
+        return Pacer(0.0, 0, window_s, clock=clock, sleep=sleep, on_stats=on_stats)
     # the token only as a digest: the key may show up in a debugger or a repr
     who = hashlib.sha256((token or "").encode()).hexdigest()
     key = (base_url, who, min_interval, max_requests, window_s)

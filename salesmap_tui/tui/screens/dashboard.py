@@ -407,9 +407,14 @@ class DashboardScreen(Screen[None]):
             load = stats.last_window_requests / stats.limit if stats.limit else 0.0
             style = "bold red" if load >= 0.95 else "bold yellow" if load >= 0.8 else "bold"
             text.append(f"{per_s:.1f} req/s", style)
+            window = (
+                f"{stats.last_window_requests}/{stats.limit} per {stats.window_s:g} s"
+                if stats.limit
+                else "pacing off"
+            )
             text.append(
-                f" · {stats.last_window_requests}/{stats.limit} per {stats.window_s:g} s"
-                f" · {count(stats.total_requests)} requests in {duration(stats.elapsed_s)}"
+                f" · {window} · {count(stats.total_requests)} requests in "
+                f"{duration(stats.elapsed_s)}"
             )
         if self.webform is not None:
             wf = self.webform
