@@ -45,6 +45,10 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
+def checkpoint_file_name(run_tag: str) -> str:
+    return f"checkpoint_{run_tag}.json"
+
+
 class ConfigError(ValueError):
     """A setting that cannot be used; the message says which and why."""
 
@@ -104,7 +108,7 @@ class Settings:
         return self.log_dir / f"snapshot_{run_tag}.log"
 
     def checkpoint_path(self, run_tag: str) -> Path:
-        return self.checkpoint_dir / f"checkpoint_{run_tag}.json"
+        return self.checkpoint_dir / checkpoint_file_name(run_tag)
 
     # --- helpers ----------------------------------------------------------------------------------
     def replace(self, **changes: Any) -> Settings:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from salesmap_tui.config import CHECKPOINT_RENAME_TRIES, FILE_MODE
+from salesmap_tui.config import CHECKPOINT_RENAME_TRIES, FILE_MODE, checkpoint_file_name
 from salesmap_tui.engine.crashpoints import crashpoint
 from salesmap_tui.engine.errors import BadCheckpoint
 from salesmap_tui.engine.files import ensure_private_dir, fsync_dir, fsync_file, open_private
@@ -144,7 +144,7 @@ class CheckpointManager:
         self._retry_delay_s = retry_delay_s
 
     def path_for(self, run_tag: str) -> Path:
-        return self.directory / f"checkpoint_{run_tag}.json"
+        return self.directory / checkpoint_file_name(run_tag)
 
     def save(self, cp: Checkpoint) -> Path:
         """Write `cp` (setting `saved_at`): `.json.tmp`, fsync, rename (3 tries), else copy."""
