@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from salesmap_tui.config import DEMO_DIR, Settings
+from salesmap_tui.config import (
+    DEFAULT_BACKUP_DIR,
+    DEFAULT_DB_PATH,
+    DEFAULT_LOG_DIR,
+    DEMO_DIR,
+    Settings,
+)
 
 # A few 429s whose body asks for 2.5 s (a visible "backing off 2.5 s" counting down on the
 # dashboard) and a few 503s (the engine's own 1 s backoff). The sandbox's own limiter stays at
@@ -33,10 +39,11 @@ def demo_environment(settings: Settings) -> Iterator[Settings]:
             token=server.token,
             base_url=server.base_url,
             min_interval=0.05,
-            db_path=DEMO_DIR / "salesmap_latest.db",
-            log_dir=DEMO_DIR / "logs",
+            # the usual default layout, under the demo's own directory
+            db_path=DEMO_DIR / DEFAULT_DB_PATH,
+            log_dir=DEMO_DIR / DEFAULT_LOG_DIR,
             checkpoint_dir_option=None,
-            backup_dir=DEMO_DIR / "backups",
+            backup_dir=DEMO_DIR / DEFAULT_BACKUP_DIR,
             resume=False,
             resume_run_tag=None,
             webform_only=False,
