@@ -344,3 +344,37 @@ def test_leftovers_of_killed_runs_are_swept_but_checkpointed_work_is_kept(settin
     assert Path(kept.temp_db_path or "").exists()
     warnings = " ".join(e.message for e in rec.of(EngineWarning))
     assert orphan.name in warnings and partial_backup.name in warnings
+
+
+def test_a_run_log_that_stops_being_written_is_reported(settings, monkeypatch):
+    import errno
+
+    from salesmap_tui.engine import runlog
+
+    class FullDisk:
+        """A file whose writes fail after a few lines, like a disk filling up."""
+
+        def __init__(self, real):
+            self.real, self.lines = real, 0
+
+        def write(self, text):
+            self.lines += 1
+            if self.lines > 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.real.write(text)
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    real_init = runlog.RunLog.__init__
+
+    def init(self, path, secret):
+        real_init(self, path, secret)
+        if self._file is not None:
+            self._file = FullDisk(self._file)
+
+    monkeypatch.setattr(runlog.RunLog, "__init__", init)
+    result, _ = run(settings)
+    assert result.exit_code == 0  # a log never stops the snapshot...
+    assert "No space left on device" in result.message  # ...but the user is told
+    assert "log is incomplete" in result.message

@@ -856,8 +856,14 @@ class SnapshotRun:
             tables=tables,
             errors=tuple(self.errors),
             webform=wf,
-            message=message,
+            message=message + self._log_trouble(),
         )
+
+    def _log_trouble(self) -> str:
+        """A run log that stopped being written never stops the run, but the user hears of it."""
+        if self.log is not None and self.log.failed:
+            return f" (warning: {self.log.failed}; the log is incomplete)"
+        return ""
 
     def _finish(self, result: RunResult) -> None:
         s = self.settings
