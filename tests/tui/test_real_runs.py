@@ -215,3 +215,27 @@ async def test_missing_token_says_what_is_missing(tmp_path: Path) -> None:
             await pilot.press(key)
             await settle(app, pilot)
             assert isinstance(app.screen, cls)
+
+
+async def test_a_run_holding_the_lock_shows_error_modal(
+    tmp_path: Path, tui_sandbox: SandboxServer
+) -> None:
+    """Cron and the TUI may collide: the second one says who holds the DB, and starts nothing."""
+    import os
+
+    from salesmap_tui.engine.lock import RunLock
+
+    app = sandbox_app(tmp_path, tui_sandbox)
+    holder = RunLock(app.settings.lock_path)  # another open file description: flock conflicts
+    holder.acquire()
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("r")
+            await settle(app, pilot)
+            modal = app.screen
+            assert isinstance(modal, ErrorModal)
+            assert f"PID {os.getpid()}" in modal.error_message
+            assert not app.run_active
+            assert not (tmp_path / "salesmap_latest.db").exists()
+    finally:
+        holder.release()
