@@ -32,5 +32,5 @@ pytest_textual_snapshot.SVGImageExtension = TopLevelSVGExtension  # type: ignore
 @pytest.fixture
 def tui_sandbox() -> Iterator[SandboxServer]:
     """A small, fast, fault-free loopback sandbox."""
-    with SandboxServer(SandboxConfig(seed=5, scale=60, forms=3)) as server:
+    with SandboxServer(SandboxConfig(seed=5, scale=60, forms=3, rate_limit=0)) as server:
         yield server

@@ -32,7 +32,7 @@ async def wait_for(pilot: Any, condition: Any, tries: int = 500) -> None:
 
 def slow_sandbox() -> SandboxServer:
     # slow enough that the run is still going when the user answers
-    return SandboxServer(SandboxConfig(seed=6, scale=2000, forms=2, latency_ms=30))
+    return SandboxServer(SandboxConfig(seed=6, scale=2000, forms=2, latency_ms=30, rate_limit=0))
 
 
 def sandbox_app(root: Path, server: SandboxServer) -> SalesmapApp:

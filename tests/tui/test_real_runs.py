@@ -61,7 +61,7 @@ async def wait_for(pilot: Any, condition: Any, tries: int = 400) -> None:
 
 async def test_cancel_then_resume_to_completion(tmp_path: Path) -> None:
     # slow enough that the cancel lands mid-crawl
-    config = SandboxConfig(seed=6, scale=400, forms=2, latency_ms=30)
+    config = SandboxConfig(seed=6, scale=400, forms=2, latency_ms=30, rate_limit=0)
     with SandboxServer(config) as server:
         app = sandbox_app(tmp_path, server, checkpoint_interval=1, concurrency=1)
         async with app.run_test(size=(120, 36)) as pilot:
