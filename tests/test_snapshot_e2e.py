@@ -378,3 +378,26 @@ def test_a_run_log_that_stops_being_written_is_reported(settings, monkeypatch):
     assert result.exit_code == 0  # a log never stops the snapshot...
     assert "No space left on device" in result.message  # ...but the user is told
     assert "log is incomplete" in result.message
+
+
+def test_a_swapped_run_whose_last_history_line_was_lost_is_closed_as_done(settings):
+    from salesmap_tui.engine.history import append_history
+
+    first, _ = run(settings)
+    records = history_records(settings.history_path)
+    # the process died after the swap, before its final line: its last line says "running"
+    settings.history_path.write_text("")
+    append_history(settings.history_path, records[0])
+    assert history_records(settings.history_path)[-1]["status"] == "running"
+    # an earlier run that really was interrupted stays interrupted
+    ghost = dict(records[0], run_tag="20200101T000000Z-dead")
+    append_history(settings.history_path, ghost)
+    second, _ = run(settings)
+    last = {}
+    for rec in history_records(settings.history_path):
+        last[rec["run_tag"]] = rec
+    assert last[first.run_tag]["status"] == "done"
+    assert last[first.run_tag]["replaced"] is True
+    assert last[first.run_tag]["tables"]["deal"]["rows"] == first.tables["deal"]["rows"]
+    assert last["20200101T000000Z-dead"]["status"] == "interrupted"
+    assert last[second.run_tag]["status"] == "done"

@@ -145,10 +145,15 @@ def last_records(path: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def close_stale_running(path: Path, db_path: str) -> list[str]:
+def close_stale_running(
+    path: Path, db_path: str, finished_runs: dict[str, dict[str, Any]] | None = None
+) -> list[str]:
     """Append `interrupted` for each run of `db_path` whose last record is still `running`.
 
-    Call it only while holding the run lock: then no live process owns those runs.
+    `finished_runs` maps a run tag to what is known to have happened to it after all (a run
+    whose snapshot is the live DB swapped, although its last history line was never written):
+    those fields are recorded instead. Call it only while holding the run lock: then no live
+    process owns those runs.
     """
     closed: list[str] = []
     for tag, record in last_records(path).items():
@@ -158,6 +163,8 @@ def close_stale_running(path: Path, db_path: str) -> list[str]:
         updated = dict(record)
         updated["status"] = "interrupted"
         updated["finished_at"] = finished
+        updated.update((finished_runs or {}).get(tag, {}))
+        finished = str(updated.get("finished_at") or finished)
         updated["duration_s"] = _duration(record.get("started_at"), finished)
         append_history(path, make_record(**updated))
         closed.append(tag)

@@ -166,6 +166,21 @@ def _run_info_of(db_path: Path) -> dict[str, Any]:
         return {}
 
 
+def close_stale(settings: Settings) -> list[str]:
+    """Close runs a dead process left `running`. One whose snapshot is the live DB did swap
+    (it died before its last history line): it is closed as done, not interrupted."""
+    live = _run_info_of(settings.db_path)
+    known: dict[str, dict[str, Any]] = {}
+    if live.get("run_tag") and live.get("status") == "done":
+        known[str(live["run_tag"])] = {
+            "status": "done",
+            "replaced": True,
+            "finished_at": live.get("finished_at"),
+            "tables": _tables_of(settings.db_path),
+        }
+    return close_stale_running(settings.history_path, str(settings.db_path), known)
+
+
 def _run_tag_of(db_path: Path) -> str | None:
     tag = _run_info_of(db_path).get("run_tag")
     return None if tag is None else str(tag)
@@ -295,7 +310,7 @@ class SnapshotRun:
         lock.acquire()
         try:
             try:
-                close_stale_running(settings.history_path, str(settings.db_path))
+                close_stale(settings)
             except OSError as exc:
                 raise SalesmapTuiError(
                     f"cannot write the run history {settings.history_path}: {_describe(exc)}; "
@@ -960,7 +975,7 @@ def run_webform_only(
     lock = RunLock(settings.lock_path)
     lock.acquire()
     try:
-        close_stale_running(settings.history_path, str(db))
+        close_stale(settings)
         tag = new_run_tag()
         started = utc_now_iso()
         t0 = time.monotonic()
