@@ -22,7 +22,6 @@ from salesmap_tui.engine.events import (
     EngineWarning,
     PhaseChanged,
     RequestRetried,
-    RequestStats,
     RunFinished,
     RunResult,
     RunStarted,
@@ -44,8 +43,6 @@ class EventPrinter:
     def __init__(self, out: TextIO | None = None, *, quiet: bool = False) -> None:
         self.out = out
         self.quiet = quiet
-        self.checkpoint_interval = 50
-        self._last_stats = 0.0
 
     def __call__(self, event: EngineEvent) -> None:
         line = self.format(event)
@@ -97,9 +94,7 @@ class EventPrinter:
                     f"{event.skipped_forms} unknown forms skipped"
                 )
             return None
-        if isinstance(event, RequestStats):
-            return None
-        return None
+        return None  # RequestStats and the rest: too frequent for a cron log
 
     def _finished(self, r: RunResult) -> str:
         rows = ", ".join(f"{name} {t['rows']}" for name, t in r.tables.items())
