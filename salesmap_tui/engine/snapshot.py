@@ -17,7 +17,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from salesmap_tui.engine.backup import SQLITE_HEADER, apply_retention, make_back
 from salesmap_tui.engine.checkpoint import Checkpoint, CheckpointManager, EndpointCheckpoint
 from salesmap_tui.engine.client import SalesmapClient
 from salesmap_tui.engine.crashpoints import crashpoint
-from salesmap_tui.engine.endpoints import LEAD, SNAPSHOT_ENDPOINTS, EndpointSpec
+from salesmap_tui.engine.endpoints import SNAPSHOT_ENDPOINTS
 from salesmap_tui.engine.errors import (
     BadCheckpoint,
     MissingToken,
@@ -59,13 +58,13 @@ from salesmap_tui.engine.history import append_history, close_stale_running, mak
 from salesmap_tui.engine.lock import RunLock
 from salesmap_tui.engine.pacer import shared_pacer
 from salesmap_tui.engine.runlog import RunLog
+from salesmap_tui.engine.runs.crawl import Endpoint, crawl
 from salesmap_tui.engine.runtag import is_run_tag, new_run_tag, utc_now_iso
 from salesmap_tui.engine.writer import TableWriter, finalize_sqlite_connection, prepare_connection
 
 # tests and benchmarks may hand the engine an in-process transport
 TransportFactory = Callable[[], httpx.AsyncBaseTransport]
 
-PAGE_SIZE_GUESS = {LEAD.name: 10}
 MANIFEST_SQL = (
     "CREATE TABLE IF NOT EXISTS manifest "
     "(table_name TEXT PRIMARY KEY, rows INTEGER, cols INTEGER, pages INTEGER, errors TEXT)"
@@ -186,24 +185,6 @@ def _run_tag_of(db_path: Path) -> str | None:
     return None if tag is None else str(tag)
 
 
-@dataclass
-class _Endpoint:
-    spec: EndpointSpec
-    state: EndpointCheckpoint
-    expected: int | None
-    writer: TableWriter | None = None
-    error: str | None = None
-    pages_since_checkpoint: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def chain_guess(self) -> float:
-        per_page = PAGE_SIZE_GUESS.get(self.spec.name, 50)
-        if self.expected is None:
-            return 1e12 if self.spec.name == LEAD.name else 1e11  # unknown: leads first
-        return max(0, self.expected - self.state.rows) / per_page
-
-
 class SnapshotRun:
     """One full snapshot run (fresh or resumed). Holds the lock for its whole life."""
 
@@ -224,7 +205,7 @@ class SnapshotRun:
         self.log: RunLog | None = None
         self.conn: sqlite3.Connection | None = None
         self.cp: Checkpoint | None = None
-        self.endpoints: dict[str, _Endpoint] = {}
+        self.endpoints: dict[str, Endpoint] = {}
         self.started_mono = time.monotonic()
         self._pending_warnings: list[str] = []  # found before the run log exists
 
@@ -260,6 +241,10 @@ class SnapshotRun:
         if self.log is not None:
             self.log.write(message)
 
+    def write_log(self, message: str) -> None:
+        """A line in the run log (for the crawl, which reports through this run)."""
+        self._log(message)
+
     def warn(self, message: str) -> None:
         self.emit(EngineWarning(message))
 
@@ -267,7 +252,7 @@ class SnapshotRun:
         self._log(f"phase: {phase}" + (f" ({detail})" if detail else ""))
         self.emit(PhaseChanged(phase, detail))
 
-    def progress(self, ep: _Endpoint, state: Any) -> None:
+    def progress(self, ep: Endpoint, state: Any) -> None:
         self.emit(
             EndpointProgress(
                 ep.spec.name, state, ep.state.pages, ep.state.rows, ep.expected, ep.state.cursor
@@ -466,7 +451,7 @@ class SnapshotRun:
         expected = read_manifest_rows(s.db_path)
         for spec in SNAPSHOT_ENDPOINTS:
             state = cp.endpoints.get(spec.name) or EndpointCheckpoint()
-            self.endpoints[spec.name] = _Endpoint(spec, state, expected.get(spec.name))
+            self.endpoints[spec.name] = Endpoint(spec, state, expected.get(spec.name))
         self._log(
             f"{'resuming' if self.resumed else 'starting'} snapshot run {cp.run_tag}: "
             f"db {s.db_path}, temp {cp.temp_db_path}, base URL {s.base_url}, "
@@ -621,7 +606,7 @@ class SnapshotRun:
         async with SalesmapClient(s, pacer, self.emit, self.cancel, transport=transport) as client:
             if cp.phase in ("start", "crawl"):
                 self.phase("crawl")
-                await self._crawl(client)
+                await crawl(self, client)
                 failed = [ep for ep in self.endpoints.values() if ep.error]
                 if failed:
                     raise CrawlFailed("; ".join(ep.error or "" for ep in failed))
@@ -640,76 +625,6 @@ class SnapshotRun:
                 result = WebformResult(status="failed", error=_describe(exc))
         self._log(f"web-form pass: {json.dumps(result.as_dict(), ensure_ascii=False)}")
         return result
-
-    async def _crawl(self, client: SalesmapClient) -> None:
-        todo = [ep for ep in self.endpoints.values() if not ep.state.done]
-        for ep in self.endpoints.values():
-            self.progress(ep, "done" if ep.state.done else "waiting")
-        todo.sort(key=lambda ep: ep.chain_guess, reverse=True)
-        sem = asyncio.Semaphore(self.settings.concurrency)
-
-        async def one(ep: _Endpoint) -> None:
-            async with sem:
-                await self._crawl_endpoint(client, ep)
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for ep in todo:
-                    group.create_task(one(ep))
-        except BaseExceptionGroup as eg:
-            raise eg.exceptions[0] from None
-
-    async def _crawl_endpoint(self, client: SalesmapClient, ep: _Endpoint) -> None:
-        assert ep.writer is not None
-        ep.started = time.monotonic()
-        self.progress(ep, "fetching")
-        try:
-            if not ep.spec.paginated:
-                page = await client.fetch_page(ep.spec, None, lambda: ep.chain_guess)
-                if page.next_cursor:
-                    self.warn(
-                        f"/{ep.spec.name} answered with a nextCursor; only its first page is "
-                        "read (as the seed does)"
-                    )
-                self._commit_page(ep, page.records, None)
-            else:
-                # the longest remaining chain goes first at the pacer, too
-                chain = client.iter_pages(ep.spec, ep.state.cursor, lambda: ep.chain_guess)
-                async for page in chain:
-                    if self.cancel.is_set():
-                        raise RunCancelled("cancelled")
-                    self._commit_page(ep, page.records, page.next_cursor)
-            ep.state.done = True
-            self.progress(ep, "done")
-            self._log(f"{ep.spec.name}: done, {ep.state.pages} pages, {ep.state.rows} rows")
-            self.save_checkpoint()
-        except (RunCancelled, TokenRejected):
-            raise
-        except SalesmapTuiError as exc:
-            ep.error = f"{ep.spec.name}: {exc}"
-            self._log(f"{ep.spec.name} failed: {exc}")
-            self.progress(ep, "failed")
-
-    def _commit_page(
-        self, ep: _Endpoint, records: list[dict[str, Any]], cursor: str | None
-    ) -> None:
-        assert ep.writer is not None
-        stats = ep.writer.write_page(records)
-        crashpoint(f"page:{ep.spec.name}")
-        if stats.skipped:
-            self.warn(f"{ep.spec.name}: {stats.skipped} records without an id were skipped")
-        if stats.new_columns and ep.state.pages:
-            self._log(f"{ep.spec.name}: new columns {', '.join(stats.new_columns)}")
-        # the page is committed: only now may the checkpoint move past it
-        ep.state.pages += 1
-        ep.state.rows += stats.rows
-        if cursor:
-            ep.state.cursor = cursor
-        self.progress(ep, "fetching")
-        ep.pages_since_checkpoint += 1
-        if ep.pages_since_checkpoint >= self.settings.checkpoint_interval:
-            ep.pages_since_checkpoint = 0
-            self.save_checkpoint()
 
     def _manifest_rows(self) -> list[tuple[str, int, int, int, str]]:
         rows = []

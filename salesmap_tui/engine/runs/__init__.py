@@ -1,0 +1,1 @@
+"""The write side of the engine (DESIGN.md "Layers"): crawl scheduling for now."""
