@@ -6,9 +6,17 @@ must not block in that callback (the TUI posts a message, the CLI prints a line)
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, TextIO, cast
+
+from salesmap_tui.config import FILE_MODE
+from salesmap_tui.engine.runtag import utc_now_iso
 
 Phase = Literal["lock", "backup", "prepare", "crawl", "webform", "finalize", "swap", "done"]
 RunKind = Literal["snapshot", "webform", "restore"]
@@ -167,3 +175,156 @@ EventSink = Callable[[EngineEvent], None]
 
 def ignore_event(event: EngineEvent) -> None:
     """An event sink that drops everything (for callers that only want the result)."""
+
+
+# --- JSON lines: the events file (CONTRACT "Files") and `snapshot --json` ----------------------
+# `{"t": ISO-8601, "event": "<type>", ...fields}`: the type is the class name in snake case.
+EVENT_TYPES: dict[str, type[Any]] = {
+    "run_started": RunStarted,
+    "phase_changed": PhaseChanged,
+    "endpoint_progress": EndpointProgress,
+    "request_retried": RequestRetried,
+    "request_stats": RequestStats,
+    "checkpoint_saved": CheckpointSaved,
+    "backup_made": BackupMade,
+    "engine_warning": EngineWarning,
+    "webform_progress": WebformProgress,
+    "run_finished": RunFinished,
+}
+_TYPE_NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
+EVENTS_SUFFIX = ".events.jsonl"
+
+
+def events_path_for(log_path: str | Path) -> Path:
+    """`<log-dir>/snapshot_<run_tag>.events.jsonl` beside the run's `snapshot_<run_tag>.log`."""
+    path = Path(log_path)
+    return path.with_name(path.stem + EVENTS_SUFFIX)
+
+
+def event_type(event: EngineEvent) -> str:
+    return _TYPE_NAMES[type(event)]
+
+
+def event_to_json(event: EngineEvent, t: str | None = None) -> dict[str, Any]:
+    """One event as a JSON-ready dict: `{"t": ..., "event": "<type>", ...fields}`."""
+    return {"t": t or utc_now_iso(), "event": event_type(event), **asdict(event)}
+
+
+def _build(cls: type[Any], data: dict[str, Any]) -> Any:
+    names = {f.name for f in fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in names}  # a newer writer's extra field: ignored
+    if cls is RunStarted:
+        kwargs["endpoints"] = tuple(kwargs.get("endpoints") or ())
+        kwargs["expected_rows"] = dict(kwargs.get("expected_rows") or {})
+    elif cls is RunResult:
+        kwargs["errors"] = tuple(kwargs.get("errors") or ())
+        wf = kwargs.get("webform")
+        kwargs["webform"] = _build(WebformResult, wf) if isinstance(wf, dict) else None
+    elif cls is RunFinished:
+        kwargs["result"] = _build(RunResult, kwargs["result"])
+    return cls(**kwargs)
+
+
+def event_from_json(data: dict[str, Any]) -> EngineEvent | None:
+    """The typed event back from `event_to_json`'s dict; None for a type not known here."""
+    cls = EVENT_TYPES.get(str(data.get("event")))
+    if cls is None:
+        return None
+    try:
+        return cast(EngineEvent, _build(cls, data))
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+class EventsFile:
+    """Writes a run's events as JSON lines, flushed one by one, created 0600; never the token.
+
+    Like the run log, a file that cannot be written never stops the run (`failed` says why).
+    A resumed run appends to the file its first part started.
+    """
+
+    def __init__(self, path: Path, secret: str | None) -> None:
+        self.path = path
+        self._secret = secret or None
+        self._file: TextIO | None = None
+        self._lock = threading.Lock()  # the engine thread and the pacer's callbacks both emit
+        self.failed: str | None = None
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+            self._file = os.fdopen(fd, "a", encoding="utf-8")
+        except OSError as exc:
+            self.failed = f"cannot write the events file {path}: {exc.strerror or exc}"
+
+    def write(self, event: EngineEvent) -> None:
+        if self._file is None:
+            return
+        line = json.dumps(event_to_json(event), ensure_ascii=False, default=str)
+        if self._secret:
+            line = line.replace(self._secret, "***")
+        with self._lock:
+            if self._file is None:
+                return
+            try:
+                self._file.write(line + "\n")
+                self._file.flush()
+            except OSError as exc:
+                self.failed = f"cannot write the events file {self.path}: {exc.strerror or exc}"
+                self._file = None
+
+    def close(self) -> None:
+        with self._lock:
+            file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.flush()
+                os.fsync(file.fileno())
+                file.close()
+
+    def tee(self, sink: EventSink) -> EventSink:
+        """A sink that writes each event here, then hands it on to `sink`."""
+
+        def both(event: EngineEvent) -> None:
+            self.write(event)
+            sink(event)
+
+        return both
+
+
+class EventsReader:
+    """Follows an events file (written by another process) from where it was last read.
+
+    `read_new()` returns the events of every complete line appended since the last call; a
+    half-written last line waits for the next call. Lines that are not events are skipped.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+
+    def read_new(self, max_bytes: int = 4 << 20) -> list[EngineEvent]:
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(self._offset)
+                chunk = file.read(max_bytes)
+        except OSError:
+            return []
+        if not chunk:
+            return []
+        self._offset += len(chunk)
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        events: list[EngineEvent] = []
+        for raw in lines:
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                event = event_from_json(obj)
+                if event is not None:
+                    events.append(event)
+        return events

@@ -44,6 +44,7 @@ from salesmap_tui.engine.events import (
     EndpointProgress,
     EngineEvent,
     EngineWarning,
+    EventsFile,
     EventSink,
     PhaseChanged,
     RequestRetried,
@@ -52,6 +53,7 @@ from salesmap_tui.engine.events import (
     RunStarted,
     RunStatus,
     WebformResult,
+    events_path_for,
 )
 from salesmap_tui.engine.files import ensure_private_dir, fsync_file, replace_file_with_retry
 from salesmap_tui.engine.history import append_history, close_stale_running, make_record
@@ -203,6 +205,7 @@ class SnapshotRun:
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self.log: RunLog | None = None
+        self.events_file: EventsFile | None = None
         self.conn: sqlite3.Connection | None = None
         self.cp: Checkpoint | None = None
         self.endpoints: dict[str, Endpoint] = {}
@@ -305,6 +308,8 @@ class SnapshotRun:
             self.cp = self._load_or_create_checkpoint()
             return self._run()
         finally:
+            if self.events_file is not None:
+                self.events_file.close()
             lock.release()
 
     def _sweep_orphans(self) -> None:
@@ -448,6 +453,9 @@ class SnapshotRun:
         self.log = RunLog(s.log_path(cp.run_tag), s.token)
         if self.log.failed:
             raise UsageError(self.log.failed)
+        # every event from here on also goes to the events file (a TUI attached to this run)
+        self.events_file = EventsFile(events_path_for(s.log_path(cp.run_tag)), s.token)
+        self._sink = self.events_file.tee(self._sink)
         expected = read_manifest_rows(s.db_path)
         for spec in SNAPSHOT_ENDPOINTS:
             state = cp.endpoints.get(spec.name) or EndpointCheckpoint()
@@ -904,7 +912,9 @@ def run_webform_only(
             final_db_path=str(db),
             log_path=str(log_path),
         )
-        with RunLog(log_path, settings.token) as log:
+        events_file = EventsFile(events_path_for(log_path), settings.token)
+        on_event = events_file.tee(on_event)
+        with RunLog(log_path, settings.token) as log, contextlib.closing(events_file):
             log.write(f"starting webform-only run {tag} on {db} against {settings.base_url}")
             on_event(
                 RunStarted(
