@@ -509,6 +509,49 @@ async def test_lead_fetch_page() -> None:
     assert c.requests_sent == 1
 
 
+# --- strict answers (issue 9) ---------------------------------------------------------------------
+BAD_ANSWERS = [
+    pytest.param({}, "a success without dealList", id="no-list-key"),
+    pytest.param(None, "data is null", id="data-null"),
+    pytest.param({"dealList": {"id": "a"}}, "dealList is dict, not a list", id="not-a-list"),
+    pytest.param({"dealList": None, "nextCursor": None}, "dealList is null", id="list-null"),
+]
+
+
+@pytest.mark.parametrize(("data", "fragment"), BAD_ANSWERS)
+async def test_bad_answer_on_a_later_page_is_retried_then_fails(data: Any, fragment: str) -> None:
+    # a success without its list used to end the list: 300 -> 250 rows, exit 0
+    h = Harness([deal_page(["a"], "a"), *([ok(data)] * 4)])
+    got: list[list[str]] = []
+    with pytest.raises(MaxRetriesExceeded) as info:
+        async with h.client() as c:
+            async for page in c.iter_pages(DEAL):
+                got.append([r["id"] for r in page.records])
+    assert got == [["a"]]
+    assert h.cursors() == [None, "a", "a", "a", "a"]  # MAX_RETRIES=3: 4 attempts in all
+    assert str(info.value).startswith("max_retries_exceeded: GET /deal after 4 attempts: ")
+    assert fragment in str(info.value)
+    assert [e.attempt for e in h.retried] == [1, 2, 3]
+    assert h.waits == [1.0, 2.0, 4.0]  # the 5xx backoff
+
+
+@pytest.mark.parametrize(("data", "fragment"), BAD_ANSWERS)
+async def test_bad_answer_on_the_first_page_then_a_good_one(data: Any, fragment: str) -> None:
+    h = Harness([ok(data), ok(data), deal_page(["a", "b"], None)])
+    assert await _collect(h) == [["a", "b"]]
+    assert h.cursors() == [None, None, None]
+    assert len(h.retried) == 2 and fragment in h.retried[0].error
+
+
+@pytest.mark.parametrize("spec", [USER, TEAM])
+async def test_user_and_team_without_their_list_fail(spec: Any) -> None:
+    h = Harness([ok({"nextCursor": None})] * 4)
+    with pytest.raises(MaxRetriesExceeded, match=f"without {spec.list_key}"):
+        async with h.client() as c:
+            await c.fetch_page(spec, None)
+    assert len(h.requests) == 4
+
+
 # --- token hygiene --------------------------------------------------------------------------------
 async def test_token_never_leaks() -> None:
     echo = f"Bearer {TOKEN} is not valid"

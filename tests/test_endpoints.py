@@ -14,6 +14,7 @@ from salesmap_tui.engine.endpoints import (
     TEAM,
     USER,
     WEBFORM_LIST,
+    BadAnswer,
     MalformedEnvelope,
     Page,
     error_reason,
@@ -84,9 +85,6 @@ def test_webform_submit_spec_quotes_the_id(form_id: str, path: str) -> None:
         ({"dealList": [{"id": "a"}], "nextCursor": ""}, Page([{"id": "a"}], None)),
         ({"dealList": [{"id": "a"}], "nextCurosr": "a"}, Page([{"id": "a"}], "a")),
         ({"dealList": [{"id": "a"}], "nextCursor": 17}, Page([{"id": "a"}], "17")),
-        ({"dealList": None}, Page([], None)),
-        ({}, Page([], None)),
-        (None, Page([], None)),
     ],
 )
 def test_extract_page_variants(data: Any, expected: Page) -> None:
@@ -102,12 +100,20 @@ def test_extract_page_variants(data: Any, expected: Page) -> None:
         ([{"id": "a"}], "data is list"),
         ({"dealList": [{"id": "a"}], "nextCursor": {"id": "a"}}, "unexpected nextCursor"),
         ({"dealList": [{"id": "a"}], "nextCursor": True}, "unexpected nextCursor"),
+        # not one of the three documented ends of a list (issue 9: 1,000 -> 0 rows, exit 0)
+        ({}, "a success without dealList (no keys)"),
+        ({"nextCursor": None}, "a success without dealList (nextCursor)"),
+        ({"leadList": [{"id": "l"}]}, "a success without dealList (leadList)"),
+        (None, "data is null"),
+        ({"dealList": None}, "dealList is null, not a list"),
     ],
 )
 def test_extract_page_rejects_bad_shapes(data: Any, fragment: str) -> None:
-    with pytest.raises(ApiError, match=r"on /deal") as info:
+    with pytest.raises(BadAnswer, match=r"on /deal") as info:
         extract_page(data, DEAL)
     assert fragment in str(info.value)
+    # a bad answer is retried by the client like a malformed body, never taken as the end
+    assert isinstance(info.value, MalformedEnvelope) and isinstance(info.value, ApiError)
 
 
 def test_extract_page_uses_the_specs_list_key() -> None:
@@ -117,6 +123,8 @@ def test_extract_page_uses_the_specs_list_key() -> None:
         [{"id": "u"}], "u"
     )
     assert extract_page({"teamList": []}, TEAM) == Page([], None)
+    with pytest.raises(BadAnswer, match="on /team: a success without teamList"):
+        extract_page({"userList": []}, TEAM)
 
 
 # --- parse_envelope -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from salesmap_tui.config import SQLITE_MAX_COLUMNS
 from salesmap_tui.engine.writer import (
     COLUMN_BUDGET,
+    RecordWithoutId,
     TableWriter,
     finalize_sqlite_connection,
     prepare_connection,
@@ -101,19 +102,20 @@ def assert_reconstructs(conn: sqlite3.Connection, table: str, sent: dict[str, di
 # --- basics ---------------------------------------------------------------------------------------
 
 
-def test_creates_table_with_text_id_and_one_column_per_key() -> None:
+def test_creates_table_with_untyped_id_and_one_column_per_key() -> None:
     conn = sqlite3.connect(":memory:")
     w = TableWriter(conn, "deal")
     assert w.row_count() == 0
     stats = w.write_page([{"id": 7, "이름": "홍길동", "amount": 12.5, "count": 3}])
-    assert stats.rows == 1 and stats.skipped == 0
+    assert stats.rows == 1
     assert stats.new_columns == ["이름", "amount", "count"]
     assert columns_of(conn, "deal") == ["id", "이름", "amount", "count"]
     row = conn.execute('SELECT id, "이름", amount, count FROM deal').fetchone()
-    assert row == ("7", "홍길동", 12.5, 3)
+    # the id keeps its JSON type too (issue 9: 1 and "1" are two records)
+    assert row == (7, "홍길동", 12.5, 3)
     assert type(row[2]) is float and type(row[3]) is int
     info = {r[1]: (r[2], r[5]) for r in conn.execute("PRAGMA table_info(deal)")}
-    assert info["id"] == ("TEXT", 1)
+    assert info["id"] == ("", 1)
     assert info["amount"] == ("", 0)  # untyped: values keep their JSON type
     assert w.column_count() == 4
 
@@ -158,17 +160,57 @@ def test_new_keys_add_columns_and_refetch_replaces_row() -> None:
 def test_duplicate_id_in_one_page_last_wins_across_key_sets() -> None:
     conn = sqlite3.connect(":memory:")
     w = TableWriter(conn, "t")
-    stats = w.write_page([{"id": 1, "x": "first"}, {"id": "1", "y": "second"}])
+    stats = w.write_page([{"id": "1", "x": "first"}, {"id": "1", "y": "second"}])
     assert stats.rows == 1
     assert conn.execute("SELECT x, y FROM t").fetchall() == [(None, "second")]
 
 
-def test_records_without_id_are_skipped_and_counted() -> None:
+def test_integer_and_text_ids_stay_distinct_rows() -> None:
+    # issue 9: ids 1 and "1" are two records; TEXT affinity used to merge them into one row
     conn = sqlite3.connect(":memory:")
     w = TableWriter(conn, "t")
-    stats = w.write_page([{"name": "no id"}, {"id": None, "name": "null id"}, {"id": "", "v": 1}])
-    assert stats.skipped == 2 and stats.rows == 1
-    assert conn.execute("SELECT id, v FROM t").fetchall() == [("", 1)]
+    stats = w.write_page([{"id": 1, "x": "int"}, {"id": "1", "x": "text"}])
+    assert stats.rows == 2
+    w.write_page([{"id": 1, "x": "int again"}])
+    rows = conn.execute("SELECT id, typeof(id), x FROM t ORDER BY typeof(id)").fetchall()
+    assert rows == [(1, "integer", "int again"), ("1", "text", "text")]
+    assert w.row_count() == 2
+
+
+@pytest.mark.parametrize(
+    ("record", "why"),
+    [
+        ({"name": "no id"}, "it has no id key"),
+        ({"id": None, "name": "null id"}, "its id is null"),
+        ({"id": "", "v": 1}, "its id is an empty string"),
+        ({"id": True}, "its id is a boolean"),
+        ({"id": {"x": 1}}, "its id is a dict"),
+        ({"id": 1.5}, "its id is a float"),
+    ],
+)
+def test_a_record_without_a_usable_id_fails_the_page(record: dict[str, Any], why: str) -> None:
+    # issue 9: such records were dropped with a warning (a deal table went 200 -> 0, exit 0)
+    conn = sqlite3.connect(":memory:")
+    w = TableWriter(conn, "deal", source="GET /deal")
+    w.write_page([{"id": "kept", "v": 0}])
+    with pytest.raises(RecordWithoutId) as info:
+        w.write_page([{"id": "a", "v": 1}, record])
+    message = str(info.value)
+    assert message.startswith("GET /deal: record 2 of a page has no usable id: " + why)
+    assert info.value.exit_code == 1
+    # the page is rolled back whole: nothing of it is stored, the earlier page is
+    assert conn.execute("SELECT id FROM deal").fetchall() == [("kept",)]
+
+
+def test_underscore_id_records_fail_naming_the_endpoint() -> None:
+    conn = sqlite3.connect(":memory:")
+    w = TableWriter(conn, "pipeline", source="GET /pipeline")
+    with pytest.raises(RecordWithoutId) as info:
+        w.write_page([{"_id": "p1", "name": "영업"}])
+    assert "GET /pipeline" in str(info.value)
+    assert "carry `_id` instead of `id`" in str(info.value)
+    assert "its keys: _id, name" in str(info.value)
+    assert w.row_count() == 0
 
 
 def test_memo_keeps_payload() -> None:

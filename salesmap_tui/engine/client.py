@@ -112,6 +112,7 @@ def classify(outcome: httpx.Response | httpx.HTTPError, now: datetime) -> Action
     |-------------------------------------------|-----------------------------------------|
     | 2xx, envelope with success: true          | ok                                      |
     | 2xx, not JSON / not the envelope          | retry (backoff)                         |
+    | 2xx, envelope without its page (list key) | retry (backoff; checked in fetch_page)  |
     | 2xx, envelope with success: false         | fail (ApiError)                         |
     | 401                                       | fail_auth (TokenRejected, no retry)     |
     | 429                                       | rate_limited (Retry-After, body N초, backoff) |
@@ -248,7 +249,12 @@ class SalesmapClient:
         check_cancel(self._cancel)
 
     async def _attempt(
-        self, path: str, params: dict[str, str] | None, priority: Priority | None, endpoint: str
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        priority: Priority | None,
+        endpoint: str,
+        parse: Callable[[Any], Any] | None = None,
     ) -> Any:
         if priority is None:
             granted = await self._pacer.acquire(self._cancel)
@@ -270,7 +276,13 @@ class SalesmapClient:
             outcome = exc
         action = classify(outcome, self._clock_now())
         if action.kind == "ok":
-            return action.data
+            if parse is None:
+                return action.data
+            try:
+                return parse(action.data)
+            except MalformedEnvelope as exc:
+                # a success without its list is a bad answer: retried like a 5xx (one attempt)
+                raise _Retryable(Action("retry", str(exc), status=action.status)) from None
         if action.kind in ("retry", "rate_limited"):
             raise _Retryable(action)
         if action.kind == "fail_auth":
@@ -293,8 +305,12 @@ class SalesmapClient:
         params: dict[str, str] | None,
         endpoint: str,
         priority: Priority | None = None,
+        parse: Callable[[Any], Any] | None = None,
     ) -> Any:
         """GET `path` (relative to the base URL) and return the envelope's `data`.
+
+        `parse` (given `data`) turns it into the caller's value inside the attempt: a
+        `MalformedEnvelope` it raises is retried like a 5xx, on the same attempt budget.
 
         `priority` (asked at every attempt) ranks this request at the pacer: a cursor chain
         passes its remaining length so the longest chain is served first.
@@ -331,7 +347,7 @@ class SalesmapClient:
             reraise=True,
         )
         try:
-            return await retrying(self._attempt, path, params, priority, endpoint)
+            return await retrying(self._attempt, path, params, priority, endpoint, parse)
         except _Retryable as exc:
             raise MaxRetriesExceeded(
                 self._scrub(
@@ -345,9 +361,18 @@ class SalesmapClient:
     async def fetch_page(
         self, spec: EndpointSpec, cursor: str | None, priority: Priority | None = None
     ) -> Page:
-        """One page of `spec` starting after `cursor` (None: the first page)."""
+        """One page of `spec` starting after `cursor` (None: the first page).
+
+        A success without the page (no list key, `data: null`, a list that is not a list) is
+        retried, then raises MaxRetriesExceeded: never read as the end of the list.
+        """
         params = {"cursor": cursor} if cursor else None
-        return extract_page(await self.get_data(spec.path, params, spec.name, priority), spec)
+
+        def parse(data: Any) -> Page:
+            return extract_page(data, spec)
+
+        page: Page = await self.get_data(spec.path, params, spec.name, priority, parse)
+        return page
 
     def iter_pages(
         self,

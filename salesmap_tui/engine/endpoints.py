@@ -145,6 +145,16 @@ def parse_envelope(status: int, content: bytes, content_type: str | None) -> Any
     )
 
 
+class BadAnswer(MalformedEnvelope):
+    """A success envelope whose `data` is not the page it should be: no list key, `data: null`,
+    a list that is not a list, an item that is not an object, a cursor of the wrong type.
+
+    None of these is one of the three documented ends of a list (salesmap-api.md "Pagination"):
+    taking one as the end would silently truncate a table. The client retries it like a 5xx and
+    then fails the run.
+    """
+
+
 def _cursor(data: dict[str, Any], spec: EndpointSpec) -> str | None:
     raw = data.get("nextCursor") or data.get("nextCurosr")  # the second is a doc typo
     if not raw:
@@ -153,30 +163,34 @@ def _cursor(data: dict[str, Any], spec: EndpointSpec) -> str | None:
         return raw
     if isinstance(raw, int) and not isinstance(raw, bool):
         return str(raw)
-    raise ApiError(f"unexpected nextCursor on {spec.path}: {type(raw).__name__}, not a string")
+    raise BadAnswer(f"unexpected nextCursor on {spec.path}: {type(raw).__name__}, not a string")
 
 
 def extract_page(data: Any, spec: EndpointSpec) -> Page:
-    """The records and next cursor of one page (`data` is the envelope's `data`)."""
-    if data is None:
-        return Page([], None)
+    """The records and next cursor of one page (`data` is the envelope's `data`).
+
+    Strict: the list key must be there and hold a list of objects (`[]` is a real empty page);
+    anything else raises `BadAnswer`.
+    """
     if not isinstance(data, dict):
-        raise ApiError(
-            f"unexpected answer on {spec.path}: data is {type(data).__name__}, not an object"
+        shown = "null" if data is None else type(data).__name__
+        raise BadAnswer(
+            f"bad answer on {spec.path}: data is {shown}, not an object with {spec.list_key}"
         )
-    raw = data.get(spec.list_key)
-    if raw is None:
-        records: list[dict[str, Any]] = []
-    elif isinstance(raw, list):
-        for i, item in enumerate(raw):
-            if not isinstance(item, dict):
-                raise ApiError(
-                    f"unexpected answer on {spec.path}: {spec.list_key}[{i}] is "
-                    f"{type(item).__name__}, not an object"
-                )
-        records = raw
-    else:
-        raise ApiError(
-            f"unexpected answer on {spec.path}: {spec.list_key} is {type(raw).__name__}, not a list"
+    if spec.list_key not in data:
+        keys = ", ".join(sorted(map(str, data))[:8]) or "no keys"
+        raise BadAnswer(
+            f"bad answer on {spec.path}: a success without {spec.list_key} ({keys}); "
+            "not an end of the list"
         )
-    return Page(records, _cursor(data, spec))
+    raw = data[spec.list_key]
+    if not isinstance(raw, list):
+        shown = "null" if raw is None else type(raw).__name__
+        raise BadAnswer(f"bad answer on {spec.path}: {spec.list_key} is {shown}, not a list")
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise BadAnswer(
+                f"bad answer on {spec.path}: {spec.list_key}[{i}] is "
+                f"{type(item).__name__}, not an object"
+            )
+    return Page(raw, _cursor(data, spec))

@@ -583,7 +583,12 @@ class SnapshotRun:
             webform.ensure_table(conn)
             conn.commit()
         for ep in self.endpoints.values():
-            ep.writer = TableWriter(conn, ep.spec.name, keep_payload=ep.spec.name == "memo")
+            ep.writer = TableWriter(
+                conn,
+                ep.spec.name,
+                keep_payload=ep.spec.name == "memo",
+                source=f"GET {ep.spec.path}",
+            )
             if ep.state.pages:
                 actual = ep.writer.row_count()
                 if actual != ep.state.rows:

@@ -1,7 +1,9 @@
 """TableWriter: streaming upserts of API records into SQLite, additive schema, safe identifiers.
 
-One table per endpoint: `id TEXT PRIMARY KEY`, then one untyped column per API key named exactly
-as the key (so values keep their JSON types). A key that cannot be its own column (a case twin of
+One table per endpoint: `id PRIMARY KEY` (untyped, so an integer id `1` and a text id `"1"` stay
+two rows), then one untyped column per API key named exactly as the key (so values keep their
+JSON types). A record without a usable id (missing, null, empty, not a string or an integer)
+fails the page: it is never dropped in silence. A key that cannot be its own column (a case twin of
 an existing column, a reserved name, empty, containing NUL, or past the column limit) is kept in
 the `_extra` JSON column and recorded once in `_columns`; nothing is ever dropped. Keys are
 untrusted: identifiers are always quoted, values always bound.
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from salesmap_tui.config import FILE_MODE, SQLITE_MAX_COLUMNS
+from salesmap_tui.engine.errors import SalesmapTuiError, printable
 from salesmap_tui.engine.files import ensure_private_dir, fsync_file
 
 EXTRA_COLUMN = "_extra"
@@ -73,13 +76,43 @@ def sql_value(value: Any) -> Any:
     return str(value)
 
 
-def id_value(value: Any) -> str:
-    """Ids are stored as text: an integer id 42 becomes "42"."""
+class RecordWithoutId(SalesmapTuiError):
+    """A record whose `id` is missing or unusable: the run fails (exit 1), nothing is dropped."""
+
+
+def id_problem(value: Any) -> str | None:
+    """Why `value` cannot be a record's id, or None when it can (a non-empty string, an int).
+
+    A blank but non-empty string (" ") is an odd id, not a missing one: it is kept as it is.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({value})"
+    if isinstance(value, int):
+        return None
     if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return _dumps(value)
+        return None if value else "an empty string"
+    return f"a {type(value).__name__}"
+
+
+def id_key(value: Any) -> tuple[str, Any]:
+    """An id's identity within a page: its JSON type and value (`1` is not `"1"`)."""
+    return ("i" if isinstance(value, int) else "s", value)
+
+
+def _no_id_message(source: str, index: int, rec: dict[str, Any]) -> str:
+    why = f"its id is {id_problem(rec[ID_COLUMN])}" if ID_COLUMN in rec else "it has no id key"
+    keys = [printable(str(k))[:40] for k in list(rec)[:8]]
+    more = ", ..." if len(rec) > 8 else ""
+    hint = ""
+    if ID_COLUMN not in rec and "_id" in rec:
+        hint = " (the records carry `_id` instead of `id`)"
+    return (
+        f"{source}: record {index + 1} of a page has no usable id: {why}{hint}; "
+        f"its keys: {', '.join(keys) or 'none'}{more}. A record without an id cannot be "
+        "stored, and the run fails rather than drop it; the live DB is untouched"
+    )
 
 
 def quote_ident(name: str) -> str:
@@ -90,7 +123,6 @@ def quote_ident(name: str) -> str:
 class WriteStats:
     rows: int  # records upserted (a duplicate id within the page counts once)
     new_columns: list[str] = field(default_factory=list)  # columns added by this page
-    skipped: int = 0  # records without an id
     new_extra_keys: list[str] = field(default_factory=list)  # keys newly routed to `_extra`
 
 
@@ -106,9 +138,17 @@ class _Plan:
 class TableWriter:
     """Streams pages of records into one table; `write_page` commits before it returns."""
 
-    def __init__(self, conn: sqlite3.Connection, table: str, *, keep_payload: bool = False) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        table: str,
+        *,
+        keep_payload: bool = False,
+        source: str | None = None,
+    ) -> None:
         self.conn = conn
         self.table = table
+        self.source = source or f"table {table}"  # names the endpoint in a failure
         self.keep_payload = keep_payload
         self._qtable = quote_ident(table)
         self._columns: list[str] = []  # the table's columns, in order
@@ -189,7 +229,8 @@ class TableWriter:
         defs = []
         for col in self._columns:
             if col == ID_COLUMN:
-                defs.append(f"{quote_ident(col)} TEXT PRIMARY KEY")
+                # untyped: TEXT affinity would turn the integer 1 into "1", merging two ids
+                defs.append(f"{quote_ident(col)} PRIMARY KEY")
             elif col in _RESERVED:
                 defs.append(f"{quote_ident(col)} TEXT")
             else:
@@ -216,7 +257,6 @@ class TableWriter:
         saved = (list(self._columns), set(self._extra), self._exists)
         new_columns: list[str] = []
         new_extra: list[str] = []
-        skipped = 0
         creating = not self._exists
         if creating:
             self._set_columns(self._initial_columns())
@@ -225,22 +265,21 @@ class TableWriter:
             plans = self._plans
             # the last record per id wins, as it would in a sequential upsert; every record's
             # keys still shape the schema
-            latest: dict[str, tuple[dict[str, Any], _Plan]] = {}
-            for rec in records:
+            latest: dict[tuple[str, Any], tuple[Any, dict[str, Any], _Plan]] = {}
+            for index, rec in enumerate(records):
                 rid = rec.get(ID_COLUMN)
-                if rid is None:
-                    skipped += 1
-                    continue
+                if id_problem(rid) is not None:
+                    raise RecordWithoutId(_no_id_message(self.source, index, rec))
                 keyset = tuple(rec)
                 plan = plans.get(keyset)
                 if plan is None:
                     plan = self._plan(keyset, new_columns, new_extra)
-                latest[id_value(rid)] = (rec, plan)
+                latest[id_key(rid)] = (sql_value(rid), rec, plan)
             self._apply_schema(creating, self._columns[len(saved[0]) :], new_extra)
             self._exists = True
             keep_payload = self.keep_payload
             groups: dict[_Plan, list[tuple[Any, ...]]] = {}
-            for rid, (rec, plan) in latest.items():
+            for rid, rec, plan in latest.values():
                 row: list[Any] = [rid]
                 row.extend([sql_value(rec[k]) for k in plan.own])
                 if plan.extra:
@@ -262,9 +301,7 @@ class TableWriter:
             self._exists = saved[2]
             self._plans.clear()
             raise
-        return WriteStats(
-            rows=len(latest), new_columns=new_columns, skipped=skipped, new_extra_keys=new_extra
-        )
+        return WriteStats(rows=len(latest), new_columns=new_columns, new_extra_keys=new_extra)
 
     def _plan(self, keyset: tuple[str, ...], new_columns: list[str], new_extra: list[str]) -> _Plan:
         own: list[str] = []

@@ -257,6 +257,12 @@ def _schema_changed(rec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _underscore_id(rec: dict[str, Any]) -> dict[str, Any]:
+    out = {"_id": rec.get("id")}
+    out.update((k, v) for k, v in rec.items() if k != "id")
+    return out
+
+
 class SandboxApp:
     """The request handlers around one SandboxState."""
 
@@ -298,22 +304,29 @@ class SandboxApp:
         seed = st.config.seed
         loop_fault = False
         schema_fault = False
+        underscore_id = False
         for f in faults:
             if not f.applies_to(kind):
                 continue
+            with st.lock:
+                served = st.pages_since.get(f.path, 0) if f.path else st.pages_since_total
             if f.name == "schema":
-                with st.lock:
-                    served = st.pages_since.get(f.path, 0) if f.path else st.pages_since_total
                 schema_fault = schema_fault or served >= f.after
                 continue
-            if not f.fires(seed, key, attempt):
+            if served < f.after or not f.fires(seed, key, attempt):
                 continue
             if f.name == "loop":
                 loop_fault = loop_fault or cursor is not None
                 continue
+            if f.name == "underscore_id":
+                underscore_id = True
+                continue
             return await self._fault(f, mono, wall, kind, path, cursor, attempt, dataset, form_id)
         try:
             body = self._page(dataset, kind, form_id, cursor, loop_fault, schema_fault)
+            if underscore_id:
+                items = body["data"][ENDPOINTS[kind].list_key]
+                body["data"][ENDPOINTS[kind].list_key] = [_underscore_id(r) for r in items]
         except UnknownForm:
             st._count(mono, wall, kind, path, cursor, 400)
             return await self._delayed(
@@ -328,7 +341,15 @@ class SandboxApp:
             st.pages_total += 1
             st.pages_since_total += 1
             st.pages_since[kind] = st.pages_since.get(kind, 0) + 1
-        fault_names = ("loop" if loop_fault else "") + (" schema" if schema_fault else "")
+        fault_names = " ".join(
+            name
+            for name, on in (
+                ("loop", loop_fault),
+                ("schema", schema_fault),
+                ("underscore_id", underscore_id),
+            )
+            if on
+        )
         st._count(mono, wall, kind, path, cursor, 200, fault_names.strip())
         return await self._delayed(_json(body), path, cursor, attempt)
 
@@ -401,6 +422,12 @@ class SandboxApp:
             resp = _error(503, "Service Unavailable", "잠시 후 다시 시도해주세요.")
         elif name == "html":
             resp = HTMLResponse(HTML_PAGE)
+        elif name == "nolist":
+            resp = _json({"success": True, "data": {}})
+        elif name == "nulldata":
+            resp = _json({"success": True, "data": None})
+        elif name == "notlist":
+            resp = _json({"success": True, "data": {ENDPOINTS[kind].list_key: {}}})
         else:  # reset / truncate: a real page, badly delivered
             try:
                 body = self._page(dataset, kind, form_id, cursor, False, False)

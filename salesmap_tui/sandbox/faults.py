@@ -20,10 +20,16 @@ Faults (checked in spec order; the first that fires answers the request):
 - ``schema``: after ``after=N`` pages served (of the ``path`` endpoint, or of all), records gain
   a new key and numeric fields turn into strings. Rate is ignored.
 - ``loop``: ``nextCursor`` equals the request's own cursor (pages that have a cursor only).
+- ``nolist``: a success without the list key (``"data": {}``); ``nulldata``: ``"data": null``;
+  ``notlist``: the list key holds an object. Bad answers, not ends of the list.
+- ``underscore_id``: the page's records carry ``_id`` instead of ``id`` (as ``/v2/pipeline``).
 
-Options for every fault: ``path=<endpoint>`` (organization, people, deal, lead, memo, user, team,
-webForm, webFormSubmit) limits it to that endpoint; ``burst=k`` makes a chosen request key fail
-its first k attempts and then succeed (``500:1:burst=2``: every page fails exactly twice).
+Options for every fault: ``after=N`` fires it only once N pages (of the ``path`` endpoint, or
+of all) were served (``nolist:1:path=deal:after=3``: the 4th page of /deal and every later
+request of it answer without the list); ``path=<endpoint>`` (organization, people, deal, lead,
+memo, user, team, webForm, webFormSubmit) limits it to that endpoint; ``burst=k`` makes a
+chosen request key fail its first k attempts and then succeed (``500:1:burst=2``: every page
+fails exactly twice).
 
 Decisions are hashes of (seed, fault, request key = path + cursor, attempt n of that key), never
 a shared random sequence, so concurrent clients meet the same faults whatever the interleaving.
@@ -51,6 +57,10 @@ FAULT_NAMES = (
     "html",
     "schema",
     "loop",
+    "nolist",
+    "nulldata",
+    "notlist",
+    "underscore_id",
 )
 _OPTIONS = {"burst", "path", "value", "date", "hint", "after"}
 
@@ -70,7 +80,7 @@ class Fault:
     value: str | None = None  # Retry-After in seconds, verbatim
     date: float | None = None  # Retry-After as an HTTP date this many seconds ahead
     hint: float = 2.0  # seconds in the 429 body (before hint_scale)
-    after: int = 0  # schema: pages served before the change
+    after: int = 0  # pages served (of `path`, or of all) before the fault starts
     tag: int = field(default=0, compare=False)
 
     def applies_to(self, endpoint: str) -> bool:

@@ -117,8 +117,6 @@ def commit_page(
     assert ep.writer is not None
     stats = ep.writer.write_page(records)
     crashpoint(f"page:{ep.spec.name}")
-    if stats.skipped:
-        host.warn(f"{ep.spec.name}: {stats.skipped} records without an id were skipped")
     if stats.new_columns and ep.state.pages:
         host.write_log(f"{ep.spec.name}: new columns {', '.join(stats.new_columns)}")
     # the page is committed: only now may the checkpoint move past it
