@@ -679,6 +679,7 @@ class SnapshotRun:
         assert cp is not None and self.conn is not None
         self.phase("finalize")
         self.save_checkpoint("finalize")
+        self._merge_live_webform_rows()
         self._write_manifest("done")
         crashpoint("finalize")
         self.tables = self._tables()
@@ -686,6 +687,18 @@ class SnapshotRun:
         self.conn = None
         fsync_file(Path(cp.temp_db_path))
         crashpoint("finalized")
+
+    def _merge_live_webform_rows(self) -> None:
+        """A resumed run: the live DB may have gained web-form rows while the run was stopped
+        (a `--webform-only` pass); they are merged before the snapshot goes live, never lost."""
+        if not self.resumed or self.conn is None:
+            return
+        merged = webform.carry_over(self.settings.db_path, self.conn)
+        if merged:
+            self._log(
+                f"webform_history: {merged} rows the live DB gained while this run was "
+                "interrupted are kept"
+            )
 
     def _tables(self) -> dict[str, dict[str, int]]:
         tables: dict[str, dict[str, int]] = {}

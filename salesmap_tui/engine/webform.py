@@ -2,13 +2,21 @@
 
 Allowed people are the distinct `peopleId` of deals; the forms read are those in the allowed
 people's `제출된 웹폼 목록` (or `/v2/webForm` when no record has that field). Rows accumulate across
-runs: the unique key `(webFormId, peopleId, createdAt, payload_hash)` makes a repeated pass add
-only new submissions.
+runs: the unique index on `(webFormId, peopleId, createdAt, payload_hash)` makes a repeated pass
+add only new submissions. `payload_hash` hashes the submission's `contents` only (a new top-level
+key in the API's answer must not duplicate every stored row), and the index reads a NULL as ''
+(SQLite's UNIQUE treats NULLs as distinct: a submission without `createdAt` would be stored again
+on every pass).
+
+Tables written by older versions (an inline UNIQUE over a hash of the whole payload) are migrated
+on first contact, in one transaction: rows re-keyed, duplicates of one submission collapsed onto
+the oldest row, nothing else lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -46,20 +54,119 @@ COLUMNS = (
     "fetched_at",
 )
 FORMS_KEY = "제출된 웹폼 목록"
-CREATE_SQL = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
+IDENTITY_INDEX = "webform_history_identity"
+_MIGRATING = TABLE + "__migrating"
+
+
+def _create_sql(table: str) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS "{table}" (
     webFormId TEXT, webFormName TEXT, peopleId TEXT, organizationId TEXT, dealId TEXT,
     leadId TEXT, createdAt TEXT, contents TEXT, payload TEXT, payload_hash TEXT, run_tag TEXT,
-    fetched_at TEXT,
-    UNIQUE (webFormId, peopleId, createdAt, payload_hash)
+    fetched_at TEXT
 )"""
+
+
+def _identity_sql(table: str) -> str:
+    # an expression index: NULL createdAt (or peopleId) is one value, not a new one each time
+    return (
+        f'CREATE UNIQUE INDEX IF NOT EXISTS {IDENTITY_INDEX} ON "{table}" '
+        "(COALESCE(webFormId, ''), COALESCE(peopleId, ''), COALESCE(createdAt, ''), payload_hash)"
+    )
+
+
+CREATE_SQL = _create_sql(TABLE)
 INSERT_SQL = (
     f"INSERT OR IGNORE INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
+_HASH_INDEX = COLUMNS.index("payload_hash")
+_CONTENTS_INDEX = COLUMNS.index("contents")
 
 
-def ensure_table(conn: sqlite3.Connection) -> None:
-    conn.execute(CREATE_SQL)
+@dataclass(frozen=True)
+class Migration:
+    """What re-keying a table written by an older version did."""
+
+    rows_before: int
+    rows_after: int  # fewer when several rows were one submission (a new top-level API key)
+
+
+def is_current(conn: sqlite3.Connection) -> bool:
+    """True when webform_history exists with today's identity index."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ? AND tbl_name = ?",
+        (IDENTITY_INDEX, TABLE),
+    ).fetchone()
+    return row is not None
+
+
+def ensure_table(conn: sqlite3.Connection) -> Migration | None:
+    """Create webform_history, or migrate an older one in place; one transaction, committed
+    here unless the caller has one open (then it is the caller's to commit)."""
+    if table_exists(conn, TABLE) and is_current(conn):
+        return None
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        migration: Migration | None = None
+        if table_exists(conn, TABLE):
+            migration = _migrate_in_place(conn)
+        else:
+            conn.execute(CREATE_SQL)
+            conn.execute(_identity_sql(TABLE))
+        if own:
+            conn.commit()
+    except BaseException:
+        if own:
+            with contextlib.suppress(sqlite3.Error):
+                conn.rollback()
+        raise
+    return migration
+
+
+def _migrate_in_place(conn: sqlite3.Connection) -> Migration:
+    """Re-key an older webform_history (inside the caller's transaction): a new table with the
+    identity index, every row copied oldest first with its hash recomputed from `contents`,
+    then the old table dropped and the new one renamed. A kill at any point rolls it all back."""
+    crashpoint("webform_migrate")
+    present = [c for c in COLUMNS if c in set(table_columns(conn, TABLE))]
+    # the old table's own indexes (e.g. on peopleId), rebuilt on the new one
+    extra_indexes = [
+        str(sql)
+        for (sql,) in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+            "AND sql IS NOT NULL AND name != ?",
+            (TABLE, IDENTITY_INDEX),
+        )
+    ]
+    conn.execute(f'DROP TABLE IF EXISTS "{_MIGRATING}"')
+    conn.execute(_create_sql(_MIGRATING))
+    conn.execute(_identity_sql(_MIGRATING))
+    before = int(conn.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0])
+    insert = (
+        f'INSERT OR IGNORE INTO "{_MIGRATING}" ({", ".join(COLUMNS)}) '
+        f"VALUES ({', '.join('?' * len(COLUMNS))})"
+    )
+    cursor = conn.execute(f"SELECT {', '.join(present)} FROM {TABLE} ORDER BY rowid")
+    while rows := cursor.fetchmany(1000):
+        conn.executemany(insert, [_rekeyed(present, row) for row in rows])
+        crashpoint("webform_migrate_rows")
+    conn.execute(f"DROP TABLE {TABLE}")
+    conn.execute(f'ALTER TABLE "{_MIGRATING}" RENAME TO {TABLE}')
+    for sql in extra_indexes:
+        conn.execute(sql)
+    after = int(conn.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0])
+    crashpoint("webform_migrated")
+    return Migration(before, after)
+
+
+def _rekeyed(present: list[str], row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A stored row (columns `present`) as a full COLUMNS row with today's payload_hash."""
+    values = dict(zip(present, row, strict=True))
+    out = [values.get(c) for c in COLUMNS]
+    out[_HASH_INDEX] = stored_contents_hash(out[_CONTENTS_INDEX])
+    return tuple(out)
 
 
 def table_exists(conn: sqlite3.Connection, table: str) -> bool:
@@ -80,29 +187,61 @@ def open_readonly(path: Path) -> sqlite3.Connection:
 
 
 def carry_over(live_db: Path, conn: sqlite3.Connection, chunk: int = 1000) -> int:
-    """Copy the live DB's webform_history rows into `conn` (a new snapshot's temp DB)."""
+    """Copy the live DB's webform_history rows into `conn` (a new snapshot's temp DB), in one
+    transaction; rows the temp DB already holds are left as they are. Rows of a live DB written
+    by an older version are re-keyed on the way (the live DB itself is only read).
+
+    Returns the rows added: at a run's start every row, when the run goes live the rows the
+    live DB gained meanwhile (a `--webform-only` pass while the run was interrupted).
+    """
     ensure_table(conn)
     if not live_db.exists():
-        conn.commit()
         return 0
     src = open_readonly(live_db)
-    copied = 0
+    added = 0
     try:
         if not table_exists(src, TABLE):
             return 0
         present = [c for c in COLUMNS if c in set(table_columns(src, TABLE))]
         if not present:
             return 0
+        rekey = not is_current(src)
         cols = ", ".join(present)
-        insert = f"INSERT OR IGNORE INTO {TABLE} ({cols}) VALUES ({', '.join('?' * len(present))})"
-        cursor = src.execute(f"SELECT {cols} FROM {TABLE}")
-        while rows := cursor.fetchmany(chunk):
-            conn.executemany(insert, rows)
-            copied += len(rows)
-        conn.commit()
+        cursor = src.execute(f"SELECT {cols} FROM {TABLE} ORDER BY rowid")
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            if rekey:
+                crashpoint("webform_migrate")
+            while rows := cursor.fetchmany(chunk):
+                if rekey:
+                    batch = [_rekeyed(present, row) for row in rows]
+                    added += _insert_rows(conn, batch)
+                    crashpoint("webform_migrate_rows")
+                else:
+                    insert = (
+                        f"INSERT OR IGNORE INTO {TABLE} ({cols}) "
+                        f"VALUES ({', '.join('?' * len(present))})"
+                    )
+                    added += max(0, conn.executemany(insert, rows).rowcount)
+            if own:
+                conn.commit()
+        except BaseException:
+            if own:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.rollback()
+            raise
     finally:
         src.close()
-    return copied
+    return added
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
+    """INSERT OR IGNORE full COLUMNS rows; returns how many were new."""
+    if not rows:
+        return 0
+    return max(0, conn.executemany(INSERT_SQL, rows).rowcount)
 
 
 def _as_id(value: Any) -> str | None:
@@ -166,8 +305,22 @@ def forms_from_people(conn: sqlite3.Connection, allowed: set[str]) -> FormPlan |
     return plan if seen_field else None
 
 
-def payload_hash(payload_text: str) -> str:
-    return hashlib.sha256(payload_text.encode("utf-8")).hexdigest()
+def contents_hash(contents: Any) -> str:
+    """`payload_hash`: sha256 of the submission's `contents` in canonical JSON (sorted keys,
+    no spaces, ASCII escapes, so a lone surrogate hashes too), nothing else of the answer."""
+    canonical = json.dumps(contents, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def stored_contents_hash(stored: Any) -> str:
+    """`contents_hash` of a row's stored `contents` column (JSON text, or NULL for none)."""
+    if stored is None:
+        return contents_hash(None)
+    try:
+        return contents_hash(json.loads(stored))
+    except (TypeError, ValueError):
+        # not JSON (never written by this tool): its own text is its identity
+        return hashlib.sha256(str(stored).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def submission_row(
@@ -185,7 +338,7 @@ def submission_row(
         None if sub.get("createdAt") is None else str(sub.get("createdAt")),
         None if contents is None else json.dumps(contents, ensure_ascii=False),
         payload,
-        payload_hash(payload),
+        contents_hash(contents),
         run_tag,
         fetched_at,
     )
@@ -193,6 +346,20 @@ def submission_row(
 
 def _count(conn: sqlite3.Connection) -> int:
     return int(conn.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0])
+
+
+def rows_of_run(conn: sqlite3.Connection, run_tag: str) -> int:
+    """Rows a run added: true after a resume too (a pass committed before a kill counts)."""
+    return int(
+        conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE run_tag = ?", (run_tag,)).fetchone()[0]
+    )
+
+
+def begin_pass(conn: sqlite3.Connection) -> None:
+    """Open the pass's one transaction (the temp DB's connection is autocommit otherwise: a
+    kill mid-pass left some forms' rows committed, and the resumed run under-counted them)."""
+    if not conn.in_transaction:
+        conn.execute("BEGIN")
 
 
 async def update_webform_history(
@@ -212,9 +379,14 @@ async def update_webform_history(
     """
     from salesmap_tui.engine.endpoints import WEBFORM_LIST, webform_submit_spec
 
-    ensure_table(conn)
-    conn.commit()
-    before = _count(conn)
+    migration = ensure_table(conn)
+    if migration is not None and log is not None:
+        log(
+            f"webform_history migrated to today's identity: {migration.rows_before} rows, "
+            f"{migration.rows_after} after merging duplicates of one submission"
+        )
+    before = rows_of_run(conn, run_tag)  # > 0 when a resumed run's pass had committed
+    inserted = 0
     allowed = allowed_people(conn)
     plan = forms_from_people(conn, allowed)
     if plan is None:
@@ -235,10 +407,10 @@ async def update_webform_history(
     sem = asyncio.Semaphore(max(1, concurrency))
 
     def progress() -> None:
-        on_event(WebformProgress(done, total, _count(conn) - before, dropped, len(skipped)))
+        on_event(WebformProgress(done, total, before + inserted, dropped, len(skipped)))
 
     async def one(form_id: str, form_name: str) -> None:
-        nonlocal dropped, done
+        nonlocal dropped, done, inserted
         async with sem:
             try:
                 async for page in client.iter_pages(webform_submit_spec(form_id)):
@@ -251,8 +423,7 @@ async def update_webform_history(
                         if person not in allowed:
                             continue
                         rows.append(submission_row(form_id, form_name, sub, run_tag, fetched_at))
-                    if rows:
-                        conn.executemany(INSERT_SQL, rows)
+                    inserted += _insert_rows(conn, rows)
                     crashpoint("webform_page")
             except ApiError as exc:
                 if exc.status == 400:
@@ -269,6 +440,7 @@ async def update_webform_history(
             progress()
 
     progress()
+    begin_pass(conn)
     try:
         async with asyncio.TaskGroup() as group:
             for form_id, name in plan.forms.items():
@@ -280,7 +452,7 @@ async def update_webform_history(
     except BaseException:
         conn.rollback()
         raise
-    new_rows = _count(conn) - before
+    new_rows = before + inserted
     crashpoint("webform_commit")
     conn.commit()
     return WebformResult(

@@ -1,8 +1,10 @@
 """Kill anywhere: SIGKILL a real `salesmap-tui snapshot` process at chosen points, then resume.
 
-Each case starts from the same workspace (a live DB from the sandbox's day 1, one real backup)
-and snapshots day 2. A case is a list of kills, one per successive process (the first fresh,
-the others `--resume`), then a last `--resume` that must finish. A kill is
+Each case starts from the same workspace (a live DB from the sandbox's day 1 whose
+webform_history is keyed the way the previous version wrote it, one real backup) and snapshots
+day 2, so every case also crosses the migration of that table (crash points `webform_migrate*`).
+A case is a list of kills, one per successive process (the first fresh, the others `--resume`),
+then a last `--resume` that must finish. A kill is
 
 - `NAME:N` — the engine's crash point NAME reached for the Nth time (`SALESMAP_TUI_KILL_AT`),
 - `any:N` — the Nth crash point of any name,
@@ -42,6 +44,8 @@ from typing import Any
 
 from salesmap_tui.engine.crashpoints import KILL_ENV, TRACE_ENV
 from salesmap_tui.sandbox import SandboxConfig, SandboxServer
+
+from ..legacy_webform import downgrade
 
 SNAPSHOT_TABLES = ("organization", "people", "deal", "lead", "memo", "user", "team")
 TERMINAL = frozenset({"done", "failed", "interrupted", "fallback"})
@@ -203,6 +207,7 @@ def build_workspace(root: Path, server: SandboxServer, cfg: HarnessConfig) -> Wo
         if code != 0:
             raise RuntimeError(f"template run failed ({code}): {err}")
     shutil.rmtree(template / "logs")
+    downgrade(template / DB_NAME)  # a live DB made by the previous version: migrated by day 2
     old = dump_db(template / DB_NAME)
     server.set_day(2)
     ref = root / "reference"

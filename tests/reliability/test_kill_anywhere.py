@@ -41,6 +41,8 @@ EXPECTED_POINTS = {
     "webform",
     "webform_page",
     "webform_commit",
+    "webform_migrate",
+    "webform_migrate_rows",
     "finalize",
     "finalized",
     "swap",
