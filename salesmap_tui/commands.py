@@ -8,10 +8,16 @@ import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TextIO
 
 from salesmap_tui.cli import SignalCancel
-from salesmap_tui.config import ConfigError, Settings
+from salesmap_tui.config import (
+    DEFAULT_STATUS_MAX_AGE,
+    ConfigError,
+    ResolvedSettings,
+    Settings,
+)
 from salesmap_tui.engine import api
 from salesmap_tui.engine.errors import SalesmapTuiError, printable
 from salesmap_tui.engine.events import (
@@ -20,12 +26,14 @@ from salesmap_tui.engine.events import (
     EndpointProgress,
     EngineEvent,
     EngineWarning,
+    EventSink,
     PhaseChanged,
     RequestRetried,
     RunFinished,
     RunResult,
     RunStarted,
     WebformProgress,
+    event_to_json,
 )
 
 
@@ -37,17 +45,59 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class EventPrinter:
-    """One readable line per event, made for cron logs; `quiet` keeps errors only."""
+class StdoutClosed(Exception):
+    """The reader of stdout went away (`| head -1`): stop printing, quietly."""
 
-    def __init__(self, out: TextIO | None = None, *, quiet: bool = False) -> None:
+
+def quiet_closed_stdout() -> None:
+    """Point stdout at the null device, so later prints and the final flush do not raise."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _write_line(line: str, stream: TextIO) -> bool:
+    """Print one line; False once the reader is gone (the run itself carries on)."""
+    try:
+        print(line, file=stream, flush=True)
+    except BrokenPipeError:
+        if stream is sys.stdout or stream is sys.__stdout__:
+            quiet_closed_stdout()
+        return False
+    return True
+
+
+class EventPrinter:
+    """One readable line per event, made for cron logs; `quiet` keeps errors only.
+
+    The summary of a run that did not exit 0 goes to `err` (stderr by default), the rest to
+    `out` (stdout); with only `out` given, both go there.
+    """
+
+    def __init__(
+        self, out: TextIO | None = None, *, err: TextIO | None = None, quiet: bool = False
+    ) -> None:
         self.out = out
+        self.err = err if err is not None else out
         self.quiet = quiet
+        self._out_open = True
 
     def __call__(self, event: EngineEvent) -> None:
         line = self.format(event)
-        if line is not None:
-            print(f"{_stamp()} {line}", file=self.out or sys.stdout, flush=True)
+        if line is None:
+            return
+        text = f"{_stamp()} {line}"
+        if self.is_error(event):
+            _write_line(text, self.err or sys.stderr)
+        elif self._out_open:
+            self._out_open = _write_line(text, self.out or sys.stdout)
+
+    @staticmethod
+    def is_error(event: EngineEvent) -> bool:
+        return isinstance(event, RunFinished) and event.result.exit_code != 0
 
     def format(self, event: EngineEvent) -> str | None:
         if isinstance(event, RunFinished):
@@ -55,9 +105,7 @@ class EventPrinter:
                 return None
             return self._finished(event.result)
         if self.quiet:
-            if isinstance(event, EndpointProgress) and event.state == "failed":
-                return f"{event.endpoint}: failed after {event.pages} pages"
-            return None
+            return None  # the run's summary names every failed endpoint, once per cause
         if isinstance(event, RunStarted):
             verb = "resuming" if event.resumed else "starting"
             return (
@@ -108,21 +156,54 @@ class EventPrinter:
         if r.fallback_path:
             parts.append(f"fallback DB: {r.fallback_path}")
         for e in r.errors:
-            parts.append(f"error: {e}")
+            if e not in r.message:  # the message often quotes the error: say it once
+                parts.append(f"error: {e}")
         parts.append(r.message)
         return "\n  ".join(parts)
 
 
-def dispatch(command: str, args: argparse.Namespace, settings: Settings) -> int:
+class JsonPrinter:
+    """`snapshot --json`: every event as one JSON line on stdout (as in the events file).
+
+    A run that does not exit 0 also gets its error summary on stderr, for whoever reads that.
+    """
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.out = out
+        self.err = err
+        self._text = EventPrinter(quiet=True)
+        self._out_open = True
+
+    def __call__(self, event: EngineEvent) -> None:
+        if self._out_open:
+            line = json.dumps(event_to_json(event), ensure_ascii=False, default=str)
+            self._out_open = _write_line(line, self.out or sys.stdout)
+        if EventPrinter.is_error(event) and isinstance(event, RunFinished):
+            text = self._text.format(event)
+            if text is not None:
+                _write_line(f"{_stamp()} {text}", self.err or sys.stderr)
+
+
+def dispatch(command: str, args: argparse.Namespace, resolved: ResolvedSettings) -> int:
+    settings = resolved.settings
+    as_json = bool(getattr(args, "json", False))
     try:
         if command == "snapshot":
-            return cmd_snapshot(settings)
+            return cmd_snapshot(settings, as_json=as_json)
         if command == "restore":
             return cmd_restore(settings, args)
         if command == "history":
-            return cmd_history(settings, as_json=args.json)
+            return cmd_history(settings, as_json=as_json)
         if command == "checkpoints":
             return cmd_checkpoints(settings)
+        if command == "status":
+            max_age = getattr(args, "max_age", DEFAULT_STATUS_MAX_AGE)
+            return cmd_status(settings, max_age_h=max_age, as_json=as_json)
+        if command == "doctor":
+            return cmd_doctor(resolved)
+    except BrokenPipeError:
+        quiet_closed_stdout()  # `history --json | head -1`: the reader had enough
+        return 0
     except ConfigError as exc:
         _err(str(exc))
         return 2
@@ -143,8 +224,8 @@ def dispatch(command: str, args: argparse.Namespace, settings: Settings) -> int:
     raise ValueError(command)
 
 
-def cmd_snapshot(settings: Settings) -> int:
-    printer = EventPrinter(quiet=settings.quiet)
+def cmd_snapshot(settings: Settings, *, as_json: bool = False) -> int:
+    printer: EventSink = JsonPrinter() if as_json else EventPrinter(quiet=settings.quiet)
     with SignalCancel() as signals:
         result = api.run_snapshot(settings, printer, signals.event)
     if result.status == "interrupted":
@@ -157,8 +238,8 @@ def _progress_line(stage: str, fraction: float) -> None:
 
 
 def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
-    settings = settings.replace(keep_backups=args.keep_backups)
-    if not args.yes and not sys.stdin.isatty():
+    yes = bool(getattr(args, "yes", False))
+    if not yes and not sys.stdin.isatty():
         _err("restore replaces the live DB: pass --yes to confirm when not at a terminal")
         return 2
     print(f"verifying {args.backup} ...", file=sys.stderr, flush=True)
@@ -169,7 +250,7 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
         print(file=sys.stderr, flush=True)
     tables = ", ".join(f"{name} {rows}" for name, rows in verified.tables.items())
     print(f"backup is sound: {tables or 'no tables'}", file=sys.stderr, flush=True)
-    if not args.yes:
+    if not yes:
         answer = input(
             f"Replace {settings.db_path} with {args.backup}? The current DB is backed up to "
             f"{settings.backup_dir}/ first. [y/N] "
@@ -248,3 +329,248 @@ def cmd_checkpoints(settings: Settings) -> int:
             print(f"  {name:<13} {ep.pages:>6} pages {ep.rows:>9} rows  {mark}")
         print()
     return 0
+
+
+# --- status: for monitoring ----------------------------------------------------------------------
+# What an old record (before exit_code was recorded) most likely exited with.
+_EXIT_OF_STATUS = {"done": 0, "fallback": 3, "failed": 1, "interrupted": 130}
+
+
+def record_exit_code(record: dict[str, Any]) -> int | None:
+    """The run's exit code: recorded, else inferred from status (old records), else None."""
+    code = record.get("exit_code")
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code
+    status = record.get("status")
+    if status == "done":
+        wf = record.get("webform")
+        if isinstance(wf, dict) and wf.get("status") == "failed":
+            return 4
+        return 0
+    return _EXIT_OF_STATUS.get(str(status))
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def live_db_info(settings: Settings) -> dict[str, Any]:
+    """{path, run_tag, bytes} of the live DB (run_tag from its run_info; None when unknown)."""
+    import sqlite3
+
+    path = settings.db_path
+    info: dict[str, Any] = {"path": str(path), "run_tag": None, "bytes": None}
+    try:
+        info["bytes"] = path.stat().st_size
+    except OSError:
+        return info
+    try:
+        # read-only, so a monitoring check never creates a journal or a file beside the DB
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute("SELECT run_tag FROM run_info LIMIT 1").fetchone()
+            info["run_tag"] = row[0] if row else None
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass
+    return info
+
+
+def status_report(settings: Settings, max_age_h: float) -> tuple[int, dict[str, Any], str]:
+    """(exit code, the JSON object, one text line) for `status`."""
+    records = [
+        rec
+        for rec in api_last_records(settings).values()
+        if rec.get("kind", "snapshot") == "snapshot" and rec.get("status") != "running"
+    ]
+    records.sort(key=lambda r: str(r.get("started_at") or ""))
+    live = live_db_info(settings)
+    report: dict[str, Any] = {
+        "run_tag": None,
+        "status": None,
+        "exit_code": None,
+        "finished_at": None,
+        "age_s": None,
+        "live_db": live,
+        "tables": {},
+    }
+    if not records:
+        return 1, report, f"FAIL: no finished snapshot run in {settings.history_path}"
+    rec = records[-1]
+    code = record_exit_code(rec)
+    finished = _parse_time(rec.get("finished_at"))
+    age_s = (datetime.now(UTC) - finished).total_seconds() if finished else None
+    report.update(
+        run_tag=rec.get("run_tag"),
+        status=rec.get("status"),
+        exit_code=code,
+        finished_at=rec.get("finished_at"),
+        age_s=round(age_s, 1) if age_s is not None else None,
+        tables=rec.get("tables") or {},
+    )
+    if rec.get("reason"):
+        report["reason"] = rec.get("reason")
+    problems: list[str] = []
+    if code != 0:
+        why = f": {rec['reason']}" if rec.get("reason") else ""
+        problems.append(f"exited {code if code is not None else 'unknown'}{why}")
+    if age_s is None:
+        problems.append("its finish time is unknown")
+    elif age_s > max_age_h * 3600:
+        problems.append(f"finished {age_s / 3600:.1f} h ago, more than --max-age {max_age_h:g} h")
+    size = f"{live['bytes']} bytes" if live["bytes"] is not None else "missing"
+    line = (
+        f"snapshot run {rec.get('run_tag')} {rec.get('status')} (exit {code}), finished "
+        f"{rec.get('finished_at') or '?'}; live DB {live['path']} ({size}, run {live['run_tag']})"
+    )
+    if problems:
+        return 1, report, "FAIL: " + line + "; " + "; ".join(problems)
+    return 0, report, "OK: " + line
+
+
+def api_last_records(settings: Settings) -> dict[str, dict[str, Any]]:
+    from salesmap_tui.engine.history import last_records
+
+    return last_records(settings.history_path)
+
+
+def cmd_status(settings: Settings, *, max_age_h: float, as_json: bool) -> int:
+    code, report, line = status_report(settings, max_age_h)
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print(line)
+    return code
+
+
+# --- doctor ---------------------------------------------------------------------------------------
+DISK_FACTOR = 2.5  # a run needs the temp DB, a backup and room for the swap beside the live DB
+
+
+def _writable_dir(path: Path) -> str | None:
+    """None when `path` is (or could be created as) a writable directory; else why not."""
+    current = path
+    while not current.exists():
+        if current.parent == current:
+            break
+        current = current.parent
+    if not current.is_dir():
+        return f"{current} is not a directory"
+    if not os.access(current, os.W_OK | os.X_OK):
+        return f"{current} is not writable"
+    return None
+
+
+def doctor_checks(resolved: ResolvedSettings) -> list[tuple[bool, str, str]]:
+    """(ok, name, detail) per check, in the order printed."""
+    s = resolved.settings
+    out: list[tuple[bool, str, str]] = []
+    from salesmap_tui.config import user_config_path
+
+    if resolved.config_path is not None:
+        where = str(resolved.config_path)
+        if resolved.profile:
+            where += f", profile {resolved.profile}"
+    else:
+        where = f"none found (./salesmap-tui.toml, {user_config_path()}); built-in defaults"
+    out.append((True, "config", where))
+    try:
+        s.validate()
+        out.append((True, "options", f"base URL {s.base_url}"))
+    except ConfigError as exc:
+        out.append((False, "options", str(exc)))
+    out.append(_token_check(resolved))
+    for label, path in (
+        ("db path", s.db_path.parent),
+        ("log dir", s.log_dir),
+        ("checkpoint dir", s.checkpoint_dir),
+        ("backup dir", s.backup_dir),
+    ):
+        problem = _writable_dir(path)
+        shown = s.db_path if label == "db path" else path
+        out.append((problem is None, label, f"{shown}" + (f": {problem}" if problem else "")))
+    out.append(_lock_check(s))
+    out.append(_disk_check(s))
+    return out
+
+
+def _token_check(resolved: ResolvedSettings) -> tuple[bool, str, str]:
+    s = resolved.settings
+    if not s.token:
+        return False, "token", "none: set SALESMAP_TOKEN or token_file"
+    try:
+        s.validate()
+    except ConfigError:
+        return False, "token", "not tried (the options above are unusable)"
+    import httpx
+
+    from salesmap_tui.engine.client import describe_transport_error
+
+    try:
+        with httpx.Client(timeout=s.request_timeout, trust_env=True) as client:
+            resp = client.get(f"{s.base_url}/user", headers={"Authorization": f"Bearer {s.token}"})
+    except httpx.HTTPError as exc:
+        return False, "token", f"not checked: {describe_transport_error(exc)} ({s.base_url})"
+    src = resolved.token_source or "given"
+    if resp.status_code == 200:
+        return True, "token", f"accepted by {s.base_url}/user ({src})"
+    if resp.status_code == 401:
+        return False, "token", f"rejected (401) by {s.base_url} ({src})"
+    return False, "token", f"{s.base_url}/user answered HTTP {resp.status_code} ({src})"
+
+
+def _lock_check(s: Settings) -> tuple[bool, str, str]:
+    from salesmap_tui.engine.errors import LockHeld
+    from salesmap_tui.engine.lock import RunLock
+
+    if _writable_dir(s.lock_path.parent) is not None:
+        return False, "lock", f"{s.lock_path}: its folder is not writable"
+    if not s.lock_path.exists():
+        return True, "lock", f"{s.lock_path} free (no lock file yet)"  # doctor creates nothing
+    lock = RunLock(s.lock_path)
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        return False, "lock", str(exc)
+    except OSError as exc:
+        return False, "lock", f"{s.lock_path}: {exc.strerror or exc}"
+    lock.release()
+    return True, "lock", f"{s.lock_path} free"
+
+
+def _disk_check(s: Settings) -> tuple[bool, str, str]:
+    import shutil
+
+    import humanize
+
+    folder = s.db_path.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        return False, "disk", f"{folder}: {exc.strerror or exc}"
+    try:
+        size = s.db_path.stat().st_size
+    except OSError:
+        return True, "disk", f"{humanize.naturalsize(free, binary=True)} free (no live DB yet)"
+    need = int(size * DISK_FACTOR)
+    text = (
+        f"{humanize.naturalsize(free, binary=True)} free, {DISK_FACTOR:g}x the live DB is "
+        f"{humanize.naturalsize(need, binary=True)}"
+    )
+    return free >= need, "disk", text
+
+
+def cmd_doctor(resolved: ResolvedSettings) -> int:
+    checks = doctor_checks(resolved)
+    for ok, name, detail in checks:
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}", flush=True)
+    return 0 if all(ok for ok, _, _ in checks) else 2

@@ -138,3 +138,18 @@ def webform_rows(db: Path) -> list[tuple[Any, ...]]:
         )
     finally:
         conn.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A developer's own config file or environment must never change what a test sees."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    for name in (
+        "SALESMAP_TUI_CONFIG",
+        "SALESMAP_PROFILE",
+        "SALESMAP_TOKEN_FILE",
+        "SALESMAP_BASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)

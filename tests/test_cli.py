@@ -64,9 +64,13 @@ def test_quiet_prints_errors_only(tmp_path, sandbox, env_token, capsys):
     assert capsys.readouterr().out == ""
     sandbox.set_faults("503:1:burst=99:path=team")
     assert main([*cli_args(tmp_path, sandbox), "--quiet"]) == 1
-    out = capsys.readouterr().out
-    assert "phase:" not in out and "checkpoint saved" not in out
-    assert "max_retries_exceeded" in out and "failed" in out
+    printed = capsys.readouterr()
+    # errors go to stderr (issue 12): stdout stays empty, the failure is said once
+    assert printed.out == ""
+    err = printed.err
+    assert "phase:" not in err and "checkpoint saved" not in err
+    assert "max_retries_exceeded" in err and "failed" in err
+    assert err.count("max_retries_exceeded") == 1
 
 
 def test_no_token_exits_2(tmp_path, sandbox, monkeypatch, capsys):

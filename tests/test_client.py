@@ -359,7 +359,8 @@ async def test_bad_200_bodies_are_retried(bad: bytes) -> None:
     [
         (httpx.ReadTimeout("read timed out"), "timeout"),
         (httpx.ConnectTimeout("connect timed out"), "timeout"),
-        (httpx.ConnectError("connection refused"), "connection failed"),
+        (httpx.ConnectError("connection refused"), "connection refused"),
+        (httpx.ConnectError("all attempts failed"), "connection failed"),
         (httpx.RemoteProtocolError("peer closed connection"), "connection dropped"),
         (httpx.ReadError("connection reset mid-body"), "connection dropped"),
     ],

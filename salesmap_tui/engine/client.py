@@ -94,12 +94,53 @@ def parse_body_hint(reason: str | None) -> float | None:
     return float(match.group(1)) if match else None
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _connect_cause(exc: httpx.ConnectError) -> str:
+    """DNS, refused, TLS or other: each needs a different fix, so the message tells them apart."""
+    import socket
+    import ssl
+
+    chain = _causes(exc)
+    text = " ".join(str(e) for e in chain).lower()
+    if any(isinstance(e, socket.gaierror) for e in chain) or any(
+        hint in text
+        for hint in (
+            "name or service not known",
+            "nodename nor servname",
+            "name resolution",
+            "getaddrinfo failed",
+            "no address associated",
+        )
+    ):
+        return "DNS lookup failed: the host name does not resolve"
+    if any(isinstance(e, ssl.SSLError) for e in chain) or "ssl" in text or "certificate" in text:
+        return "TLS handshake failed (certificate or TLS settings)"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
+        return "connection refused: nothing listens at that host and port"
+    if "unreachable" in text:
+        return "network unreachable"
+    return "connection failed"
+
+
+def describe_transport_error(exc: httpx.HTTPError) -> str:
+    """One line for a transport error, without the request (its headers hold the token)."""
+    return _transport_message(exc)
+
+
 def _transport_message(exc: httpx.HTTPError) -> str:
     name = type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         return f"timeout ({name})"
     if isinstance(exc, httpx.ConnectError):
-        return f"connection failed ({name})"
+        return f"{_connect_cause(exc)} ({name})"
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         return f"connection dropped ({name})"
     return f"network error ({name})"

@@ -38,4 +38,7 @@ def _reached(name: str, spec: str, trace: str | None) -> None:
         if not target or not nth.isdigit():
             continue
         if (target == name and count == int(nth)) or (target == "any" and total == int(nth)):
-            os.kill(os.getpid(), signal.SIGKILL)
+            sigkill = getattr(signal, "SIGKILL", None)  # POSIX only
+            if sigkill is None:
+                os._exit(137)  # Windows: as abrupt as it gets there (no cleanup, no flush)
+            os.kill(os.getpid(), sigkill)

@@ -73,3 +73,24 @@ class RunCancelled(SalesmapTuiError):
     """The cancel event was set (Ctrl+C, SIGTERM, the TUI's Cancel)."""
 
     exit_code = 130
+
+
+_GET_PATH = re.compile(r": GET /\S+ after ")
+
+
+def merge_endpoint_errors(errors: list[tuple[str, str]]) -> list[str]:
+    """One line per distinct cause: `[(endpoint, error)]` -> `["a, b: error", ...]`.
+
+    The request path is left out when comparing, so seven endpoints refused by one host make
+    one line, not seven.
+    """
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for endpoint, error in errors:
+        groups.setdefault(_GET_PATH.sub(" after ", error), []).append((endpoint, error))
+    out: list[str] = []
+    for cause, members in groups.items():
+        if len(members) == 1:  # alone, it keeps its own words (the request path included)
+            out.append(f"{members[0][0]}: {members[0][1]}")
+        else:
+            out.append(f"{', '.join(name for name, _ in members)}: {cause}")
+    return out

@@ -37,6 +37,7 @@ from salesmap_tui.engine.errors import (
     SalesmapTuiError,
     TokenRejected,
     UsageError,
+    merge_endpoint_errors,
 )
 from salesmap_tui.engine.events import (
     BackupMade,
@@ -622,7 +623,11 @@ class SnapshotRun:
                 await crawl(self, client)
                 failed = [ep for ep in self.endpoints.values() if ep.error]
                 if failed:
-                    raise CrawlFailed("; ".join(ep.error or "" for ep in failed))
+                    causes = [
+                        (ep.spec.name, (ep.error or "").removeprefix(f"{ep.spec.name}: "))
+                        for ep in failed
+                    ]
+                    raise CrawlFailed("; ".join(merge_endpoint_errors(causes)))
                 self.save_checkpoint("webform")
             self.phase("webform")
             crashpoint("webform")

@@ -292,7 +292,7 @@ def test_token_revoked_mid_run_through_the_cli(
     sandbox.revoke_token()
     assert main(args) == 2
     out = capsys.readouterr()
-    assert "token rejected" in out.out
+    assert "token rejected" in out.err  # a failed run's summary goes to stderr (issue 12)
     assert (tmp_path / "live.db").read_bytes() == before
 
 
