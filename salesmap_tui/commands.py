@@ -168,15 +168,20 @@ class JsonPrinter:
     A run that does not exit 0 also gets its error summary on stderr, for whoever reads that.
     """
 
-    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+    def __init__(
+        self, out: TextIO | None = None, err: TextIO | None = None, secret: str | None = None
+    ) -> None:
         self.out = out
         self.err = err
+        self._secret = secret or None
         self._text = EventPrinter(quiet=True)
         self._out_open = True
 
     def __call__(self, event: EngineEvent) -> None:
         if self._out_open:
             line = json.dumps(event_to_json(event), ensure_ascii=False, default=str)
+            if self._secret:  # as the events file does: the token never leaves in clear
+                line = line.replace(self._secret, "***")
             self._out_open = _write_line(line, self.out or sys.stdout)
         if EventPrinter.is_error(event) and isinstance(event, RunFinished):
             text = self._text.format(event)
@@ -225,7 +230,9 @@ def dispatch(command: str, args: argparse.Namespace, resolved: ResolvedSettings)
 
 
 def cmd_snapshot(settings: Settings, *, as_json: bool = False) -> int:
-    printer: EventSink = JsonPrinter() if as_json else EventPrinter(quiet=settings.quiet)
+    printer: EventSink = (
+        JsonPrinter(secret=settings.token) if as_json else EventPrinter(quiet=settings.quiet)
+    )
     with SignalCancel() as signals:
         result = api.run_snapshot(settings, printer, signals.event)
     if result.status == "interrupted":

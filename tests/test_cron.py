@@ -190,6 +190,12 @@ def test_snapshot_json_prints_every_event_as_a_json_line(tmp_path, sandbox):
     assert lines[-1]["result"]["exit_code"] == 0
     assert {"phase_changed", "endpoint_progress", "checkpoint_saved"} <= {x["event"] for x in lines}
     assert sandbox.token not in done.stdout
+    # the same objects as the run's events file (each stamped with its own time)
+    (events_file,) = (tmp_path / "logs").glob("snapshot_*.events.jsonl")
+    in_file = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert [{k: v for k, v in x.items() if k != "t"} for x in lines] == [
+        {k: v for k, v in x.items() if k != "t"} for x in in_file
+    ]
 
 
 def _big_history(log_dir: Path, n: int = 3000) -> None:
@@ -201,7 +207,7 @@ def _big_history(log_dir: Path, n: int = 3000) -> None:
 
 
 @posix_only
-@pytest.mark.parametrize("command", ["history --json", "history", "checkpoints", "status --json"])
+@pytest.mark.parametrize("command", ["history --json", "history", "--json history"])
 def test_a_closed_pipe_ends_quietly(tmp_path, command):
     _big_history(tmp_path / "logs")
     done = subprocess.run(
