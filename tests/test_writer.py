@@ -244,7 +244,7 @@ def test_hostile_keys_are_columns_not_sql() -> None:
     keys = ['"; DROP TABLE x; --', "[bracket]", "`tick`", "a'b", "semi;colon", "x" * 3000, "🙂"]
     rec: dict[str, Any] = {"id": "1", **{k: i for i, k in enumerate(keys)}}
     w.write_page([rec])
-    assert tables_of(conn) == {"x", 'we"ird; DROP TABLE x'}
+    assert tables_of(conn) == {"x", 'we"ird; DROP TABLE x', "_fields"}  # _fields: issue 12
     assert columns_of(conn, 'we"ird; DROP TABLE x') == ["id", *keys]
     assert_reconstructs(conn, 'we"ird; DROP TABLE x', {"1": rec})
 
@@ -455,7 +455,7 @@ def test_property_any_keys_round_trip(
         w.write_page(records)
         for rec in records:
             expected[rec["id"]] = rec
-    assert tables_of(conn) <= {"t", "_columns"}
+    assert tables_of(conn) <= {"t", "_columns", "_fields"}  # _fields: issue 12
     assert_reconstructs(conn, "t", expected)
     if keep_payload:
         for rid, payload in conn.execute("SELECT id, payload FROM t"):
@@ -463,3 +463,4 @@ def test_property_any_keys_round_trip(
     # a writer opened later maps every key the same way
     w2 = TableWriter(conn, "t", keep_payload=keep_payload)
     assert w2.columns == w.columns and w2.extra_keys == w.extra_keys
+    assert w2.json_types == w.json_types  # and knows the types it saw (a resumed run)

@@ -63,7 +63,12 @@ from salesmap_tui.engine.pacer import shared_pacer
 from salesmap_tui.engine.runlog import RunLog
 from salesmap_tui.engine.runs.crawl import Endpoint, crawl
 from salesmap_tui.engine.runtag import is_run_tag, new_run_tag, utc_now_iso
-from salesmap_tui.engine.writer import TableWriter, finalize_sqlite_connection, prepare_connection
+from salesmap_tui.engine.writer import (
+    TableWriter,
+    finalize_sqlite_connection,
+    prepare_connection,
+    prepare_for_dashboards,
+)
 
 # tests and benchmarks may hand the engine an in-process transport
 TransportFactory = Callable[[], httpx.AsyncBaseTransport]
@@ -687,6 +692,12 @@ class SnapshotRun:
         self._merge_live_webform_rows()
         self._write_manifest("done")
         crashpoint("finalize")
+        # indexes on relation columns and _fields (JSON types per column), for dashboards
+        prepare_for_dashboards(
+            self.conn,
+            [*self.endpoints, webform.TABLE],
+            json_columns={webform.TABLE: ("contents", "payload")},
+        )
         self.tables = self._tables()
         finalize_sqlite_connection(self.conn)
         self.conn = None

@@ -29,6 +29,19 @@ EXTRA_COLUMN = "_extra"
 PAYLOAD_COLUMN = "payload"
 ID_COLUMN = "id"
 COLUMNS_TABLE = "_columns"
+FIELDS_TABLE = "_fields"
+# columns dashboards join on; each gets an index at finalize wherever a table has it
+RELATION_COLUMNS = ("peopleId", "organizationId", "dealId", "leadId")
+# JSON type names, in the order `json_types` lists them ("number|null", "string|object", ...)
+JSON_TYPE_ORDER = ("string", "number", "boolean", "object", "array", "null")
+_JSON_TYPE_OF: dict[type, str] = {
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    dict: "object",
+    list: "array",
+}
 # own columns stop here, leaving room for `_extra` and `payload` under SQLite's hard limit
 COLUMN_BUDGET = SQLITE_MAX_COLUMNS - 10
 _RESERVED = frozenset({EXTRA_COLUMN, PAYLOAD_COLUMN})
@@ -157,6 +170,8 @@ class TableWriter:
         self._extra: set[str] = set()  # keys stored in `_extra`
         self._plans: dict[tuple[str, ...], _Plan] = {}
         self._exists = False
+        # column -> JSON types seen in it (null is added at finalize, from the table itself)
+        self._types: dict[str, set[str]] = {}
         self._load()
 
     quote_ident = staticmethod(quote_ident)
@@ -177,6 +192,14 @@ class TableWriter:
                 (self.table, EXTRA_COLUMN),
             )
             self._extra = {str(r[0]) for r in rows}
+        if self._table_exists(FIELDS_TABLE):  # a resumed run keeps what it saw before
+            rows = self.conn.execute(
+                f"SELECT column_name, json_types FROM {FIELDS_TABLE} WHERE table_name = ?",
+                (self.table,),
+            )
+            for col, types in rows:
+                self._types[str(col)] = {t for t in str(types or "").split("|") if t}
+                self._types[str(col)].discard("null")
 
     def _set_columns(self, cols: Iterable[str]) -> None:
         self._columns = list(cols)
@@ -279,6 +302,7 @@ class TableWriter:
             self._exists = True
             keep_payload = self.keep_payload
             groups: dict[_Plan, list[tuple[Any, ...]]] = {}
+            by_plan: dict[_Plan, list[dict[str, Any]]] = {}
             for rid, rec, plan in latest.values():
                 row: list[Any] = [rid]
                 row.extend([sql_value(rec[k]) for k in plan.own])
@@ -289,9 +313,14 @@ class TableWriter:
                 bucket = groups.get(plan)
                 if bucket is None:
                     groups[plan] = bucket = []
+                    by_plan[plan] = []
                 bucket.append(tuple(row))
+                by_plan[plan].append(rec)
             for plan, rows in groups.items():
                 self.conn.executemany(plan.sql, rows)
+            grown = self._types_grown(by_plan)
+            if grown:
+                self._save_types(grown)
             self.conn.commit()
         except BaseException:
             self._rollback()
@@ -301,7 +330,45 @@ class TableWriter:
             self._exists = saved[2]
             self._plans.clear()
             raise
+        for col, types in grown.items():
+            self._types[col] = types
         return WriteStats(rows=len(latest), new_columns=new_columns, new_extra_keys=new_extra)
+
+    def _types_grown(self, by_plan: dict[_Plan, list[dict[str, Any]]]) -> dict[str, set[str]]:
+        """Columns whose set of JSON types this page grows, with their new sets."""
+        grown: dict[str, set[str]] = {}
+        known = self._types
+        if by_plan and self.keep_payload and "object" not in known.get(PAYLOAD_COLUMN, set()):
+            grown[PAYLOAD_COLUMN] = {"object"}
+        for plan, recs in by_plan.items():
+            for key in (ID_COLUMN, *plan.own):
+                # one pass per key over the page's records, at C speed
+                seen = {type(r[key]) for r in recs}
+                seen.discard(type(None))
+                names = {_JSON_TYPE_OF.get(t, "string") for t in seen}
+                have = grown.get(key) or known.get(key) or set()
+                if not names <= have:
+                    grown[key] = have | names
+            extra_seen = grown.get(EXTRA_COLUMN) or known.get(EXTRA_COLUMN) or set()
+            if plan.extra and "object" not in extra_seen:
+                grown[EXTRA_COLUMN] = {"object"}
+        return grown
+
+    def _save_types(self, grown: dict[str, set[str]]) -> None:
+        self.conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {FIELDS_TABLE} (table_name TEXT, column_name TEXT, "
+            "json_types TEXT, PRIMARY KEY (table_name, column_name))"
+        )
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO {FIELDS_TABLE} (table_name, column_name, json_types) "
+            "VALUES (?, ?, ?)",
+            [(self.table, col, join_types(types)) for col, types in grown.items()],
+        )
+
+    @property
+    def json_types(self) -> dict[str, set[str]]:
+        """Column -> the non-null JSON types written to it so far."""
+        return {col: set(types) for col, types in self._types.items()}
 
     def _plan(self, keyset: tuple[str, ...], new_columns: list[str], new_extra: list[str]) -> _Plan:
         own: list[str] = []
@@ -371,6 +438,122 @@ class TableWriter:
                 "VALUES (?, ?, ?)",
                 [(self.table, EXTRA_COLUMN, key) for key in new_extra],
             )
+
+
+def join_types(types: Iterable[str]) -> str:
+    """`{"null", "number"}` -> "number|null" (JSON_TYPE_ORDER)."""
+    have = set(types)
+    return "|".join(t for t in JSON_TYPE_ORDER if t in have)
+
+
+def _columns_of(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [str(r[1]) for r in conn.execute("SELECT * FROM pragma_table_info(?)", (table,))]
+
+
+def create_relation_indexes(conn: sqlite3.Connection, tables: Iterable[str]) -> list[str]:
+    """An index on every relation column each of `tables` has (for dashboards' joins)."""
+    made: list[str] = []
+    for table in tables:
+        cols = set(_columns_of(conn, table))
+        for col in RELATION_COLUMNS:
+            if col in cols:
+                name = f"ix_{table}_{col}"
+                conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS {quote_ident(name)} "
+                    f"ON {quote_ident(table)} ({quote_ident(col)})"
+                )
+                made.append(name)
+    return made
+
+
+# how SQLite's own types read as JSON types, for tables not written by a TableWriter
+_SQL_TYPE_AS_JSON = {"text": "string", "integer": "number", "real": "number", "blob": "string"}
+_JSON_FUNC_AS_JSON = {
+    "true": "boolean",
+    "false": "boolean",
+    "integer": "number",
+    "real": "number",
+    "text": "string",
+    "object": "object",
+    "array": "array",
+    "null": "null",
+}
+
+
+def finalize_fields(
+    conn: sqlite3.Connection,
+    tables: Iterable[str],
+    *,
+    json_columns: dict[str, tuple[str, ...]] | None = None,
+) -> None:
+    """Write `_fields (table_name, column_name, json_types)` for every column of `tables`.
+
+    Types recorded while writing (TableWriter) are kept; `null` is added where the table holds
+    a NULL (a value null in the API or a key a record did not have). A column with no recorded
+    types is read from SQLite (`json_columns` name JSON-text columns, read with json_type).
+    """
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {FIELDS_TABLE} (table_name TEXT, column_name TEXT, "
+        "json_types TEXT, PRIMARY KEY (table_name, column_name))"
+    )
+    json_columns = json_columns or {}
+    for table in tables:
+        cols = _columns_of(conn, table)
+        if not cols:
+            continue
+        recorded: dict[str, set[str]] = {}
+        for col, types in conn.execute(
+            f"SELECT column_name, json_types FROM {FIELDS_TABLE} WHERE table_name = ?", (table,)
+        ):
+            recorded[str(col)] = {t for t in str(types or "").split("|") if t and t != "null"}
+        qt = quote_ident(table)
+        nulls = conn.execute(
+            f"SELECT {', '.join(f'SUM({quote_ident(c)} IS NULL)' for c in cols)} FROM {qt}"
+        ).fetchone()
+        out: list[tuple[str, str, str]] = []
+        for col, null_count in zip(cols, nulls, strict=True):
+            types = set(recorded.get(col) or ())
+            if not types:
+                qc = quote_ident(col)
+                if col in json_columns.get(table, ()):
+                    sql = f"SELECT DISTINCT json_type({qc}) FROM {qt} WHERE json_valid({qc})"
+                    types = {_JSON_FUNC_AS_JSON.get(str(r[0]), "string") for r in conn.execute(sql)}
+                    sql = f"SELECT 1 FROM {qt} WHERE {qc} IS NOT NULL AND NOT json_valid({qc})"
+                    if conn.execute(sql + " LIMIT 1").fetchone():
+                        types.add("string")
+                else:
+                    sql = f"SELECT DISTINCT typeof({qc}) FROM {qt} WHERE {qc} IS NOT NULL"
+                    types = {_SQL_TYPE_AS_JSON.get(str(r[0]), "string") for r in conn.execute(sql)}
+            if null_count:
+                types.add("null")
+            out.append((table, col, join_types(types)))
+        conn.executemany(
+            f"INSERT OR REPLACE INTO {FIELDS_TABLE} (table_name, column_name, json_types) "
+            "VALUES (?, ?, ?)",
+            out,
+        )
+
+
+def prepare_for_dashboards(
+    conn: sqlite3.Connection,
+    tables: Iterable[str],
+    *,
+    json_columns: dict[str, tuple[str, ...]] | None = None,
+) -> list[str]:
+    """At finalize: the relation indexes and `_fields`, in one transaction; the indexes made."""
+    names = [t for t in tables if _columns_of(conn, t)]
+    if conn.in_transaction:
+        conn.commit()
+    conn.execute("BEGIN")
+    try:
+        made = create_relation_indexes(conn, names)
+        finalize_fields(conn, names, json_columns=json_columns)
+        conn.commit()
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.rollback()
+        raise
+    return made
 
 
 def _scrub(value: Any) -> Any:

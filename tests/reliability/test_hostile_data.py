@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from salesmap_tui.config import Settings
 from salesmap_tui.engine.endpoints import SNAPSHOT_ENDPOINTS
 from salesmap_tui.engine.snapshot import run_snapshot
+from salesmap_tui.engine.writer import RELATION_COLUMNS
 
 from .conftest import SECRET, leaks_in_tree
 
@@ -37,6 +38,8 @@ SERVED = ("organization", "memo", "user")  # paginated, paginated with payload, 
 EXPECTED_OBJECTS = {
     *(spec.name for spec in SNAPSHOT_ENDPOINTS),
     "_columns",
+    "_fields",  # issue 12: JSON types per column, for dashboards
+    "sqlite_stat1",  # PRAGMA optimize's statistics, once relation indexes exist (issue 12)
     "manifest",
     "run_info",
     "webform_history",
@@ -285,7 +288,13 @@ def test_hostile_records_are_stored_exactly_through_the_engine(
         tables = {n for t, n in objects if t == "table"}
         assert tables <= EXPECTED_OBJECTS, tables - EXPECTED_OBJECTS
         assert {t for t, _ in objects} <= {"table", "index"}
-        assert all(n.startswith("sqlite_autoindex_") for t, n in objects if t == "index")
+        # SQLite's own, and (issue 12) ours on relation columns, ix_<table>_<column>
+        relation_indexes = {f"ix_{t}_{c}" for t in tables for c in RELATION_COLUMNS}
+        assert all(
+            n.startswith("sqlite_autoindex_") or n in relation_indexes
+            for t, n in objects
+            if t == "index"
+        )
         # each page was asked for once: the ids served as cursors came back verbatim
         paginated = [n for n in SERVED if n != "user"]
         for name in paginated:
