@@ -92,7 +92,10 @@ def make_backup(db_path: Path, dest: Path) -> int:
         finally:
             src.close()
         with open(raw_tmp, "rb") as fin, open_private(gz_tmp, "wb") as raw_out:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw_out, mtime=0) as gz:
+            # level 6: 2.2x faster than 9 for a 0.2 % bigger file (issue 12, 100 MB DB)
+            with gzip.GzipFile(
+                filename="", mode="wb", fileobj=raw_out, mtime=0, compresslevel=6
+            ) as gz:
                 shutil.copyfileobj(fin, gz, CHUNK)
             raw_out.flush()
             os.fsync(raw_out.fileno())
