@@ -303,7 +303,8 @@ def cmd_history(settings: Settings, *, as_json: bool) -> int:
         latest.pop(str(rec.get("run_tag")), None)
         latest[str(rec.get("run_tag"))] = rec
     print(
-        f"{'run tag':<22} {'kind':<8} {'status':<11} {'started':<20} {'dur s':>7} {'rows':>9} err"
+        f"{'run tag':<22} {'kind':<8} {'status':<11} {'started':<20} {'dur s':>7} {'rows':>9} "
+        "err exit"
     )
     for rec in latest.values():
         tables = rec.get("tables") or {}
@@ -311,9 +312,18 @@ def cmd_history(settings: Settings, *, as_json: bool) -> int:
         print(
             f"{rec.get('run_tag', '?')!s:<22} {rec.get('kind', '?')!s:<8} "
             f"{rec.get('status', '?')!s:<11} {str(rec.get('started_at', ''))[:19]:<20} "
-            f"{float(rec.get('duration_s') or 0):>7.1f} {rows:>9} {rec.get('error_count', 0)}"
+            f"{float(rec.get('duration_s') or 0):>7.1f} {rows:>9} "
+            f"{rec.get('error_count', 0)!s:>3} {_exit_text(rec)}"
         )
     return 0
+
+
+def _exit_text(rec: dict[str, Any]) -> str:
+    """The run's exit code (a done run whose web-form pass failed is 4, not a plain done)."""
+    if rec.get("status") == "running":
+        return "-"
+    code = record_exit_code(rec)
+    return "?" if code is None else str(code)
 
 
 def cmd_checkpoints(settings: Settings) -> int:

@@ -178,6 +178,23 @@ def test_status_reads_old_records_without_exit_code(tmp_path):
     assert json.loads(done.stdout)["exit_code"] == 4  # done, but the web-form pass failed
 
 
+def test_history_text_shows_each_runs_exit_code(tmp_path):
+    history = tmp_path / "logs" / "run_history.jsonl"
+    wf_failed = {"status": "failed", "forms": 1, "new_rows": 0, "dropped": 0}
+    append_history(history, make_record(run_tag="20260101T000000Z-aaaa", status="done"))
+    append_history(
+        history, make_record(run_tag="20260102T000000Z-bbbb", status="done", webform=wf_failed)
+    )
+    append_history(
+        history, make_record(run_tag="20260103T000000Z-cccc", status="fallback", exit_code=3)
+    )
+    done = cli(["history"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    assert header.split()[-1] == "exit"
+    assert [row.split()[-1] for row in rows] == ["0", "4", "3"]
+
+
 def test_snapshot_json_prints_every_event_as_a_json_line(tmp_path, sandbox):
     env = {"SALESMAP_TOKEN": sandbox.token}
     done = cli(["--json", "snapshot", *fast(sandbox)], tmp_path, env)
