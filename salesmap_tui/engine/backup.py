@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from salesmap_tui.config import FILE_MODE, Settings
+from salesmap_tui.engine.checkpoint import CheckpointManager
 from salesmap_tui.engine.crashpoints import crashpoint
 from salesmap_tui.engine.errors import BadBackup, UsageError
 from salesmap_tui.engine.events import BackupMade, EngineWarning, EventSink
@@ -291,6 +292,14 @@ def _table_shapes(db_path: Path, rows: dict[str, int]) -> dict[str, dict[str, in
     return shapes
 
 
+def supersede_checkpoints(settings: Settings, restored_from: Path) -> list[str]:
+    """Mark the live DB's open checkpoints superseded by a restore: their data is older than
+    the restored DB's, even though its run_info `started_at` is older than theirs."""
+    return CheckpointManager(settings.checkpoint_dir).mark_superseded(
+        settings.db_path, f"the live DB was restored from {restored_from.name} at {utc_now_iso()}"
+    )
+
+
 def restore_backup(
     settings: Settings, verified: VerifiedBackup, on_event: EventSink
 ) -> RestoreResult:
@@ -330,7 +339,14 @@ def restore_backup(
                 mode = FILE_MODE
             os.chmod(temp, mode)
             fsync_file(temp)
-            os.replace(temp, db_path)
+            # before the swap: a kill right after it must not leave a checkpoint that a
+            # nightly --resume would revive over the restored data
+            superseded = supersede_checkpoints(settings, verified.backup_path)
+            try:
+                os.replace(temp, db_path)
+            except BaseException:
+                CheckpointManager(settings.checkpoint_dir).clear_superseded(superseded)
+                raise
             fsync_dir(db_path.parent)
         except BaseException as exc:
             _remove(temp, *_sidecars(temp))

@@ -1,16 +1,27 @@
-"""CheckpointManager: atomic JSON checkpoints (`.json.tmp` then rename), listing, loading."""
+"""CheckpointManager: atomic JSON checkpoints (`.json.tmp` then rename), listing, loading.
+
+A checkpoint names its workspace: the base URL and a keyed fingerprint of the token
+(HMAC-SHA256 under a random salt of its own, never the token), so a resume can refuse a
+checkpoint of another workspace. A restore marks the open checkpoints of its DB `superseded`.
+"""
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from salesmap_tui.config import CHECKPOINT_RENAME_TRIES, FILE_MODE, checkpoint_file_name
 from salesmap_tui.engine.crashpoints import crashpoint
@@ -42,6 +53,63 @@ class Checkpoint:
     done: bool = False
     endpoints: dict[str, EndpointCheckpoint] = field(default_factory=dict)
     version: int = 1
+    # {base_url, salt, token_fingerprint}: see `workspace_of`; None in older checkpoints
+    workspace: dict[str, str] | None = None
+    superseded: str | None = None  # why it must never be resumed (a restore replaced the DB)
+
+
+def normalize_base_url(url: str) -> str:
+    """The base URL as compared between runs: scheme and host lower-case, no trailing slash."""
+    parts = urlsplit(url.strip())
+    return urlunsplit(
+        (parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, "")
+    )
+
+
+def _fingerprint(token: str, salt: str) -> str:
+    return hmac.new(bytes.fromhex(salt), token.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def workspace_of(base_url: str, token: str) -> dict[str, str]:
+    """The workspace a run works on, as a checkpoint stores it (never the token itself)."""
+    salt = secrets.token_hex(16)
+    return {
+        "base_url": normalize_base_url(base_url),
+        "salt": salt,
+        "token_fingerprint": _fingerprint(token, salt),
+    }
+
+
+def workspace_problem(cp: Checkpoint, base_url: str, token: str | None) -> str | None:
+    """Why `cp` is not of the workspace (`base_url`, `token`), or None when it is."""
+    ws = cp.workspace
+    if not ws or not isinstance(ws.get("salt"), str) or not ws.get("token_fingerprint"):
+        return (
+            "it was written by an older version that did not record its workspace, so it "
+            "cannot be told apart from another workspace's"
+        )
+    if ws.get("base_url") != normalize_base_url(base_url):
+        return f"it is of another workspace (base URL {ws.get('base_url')}, not {base_url})"
+    try:
+        same = token is not None and hmac.compare_digest(
+            _fingerprint(token, ws["salt"]), str(ws["token_fingerprint"])
+        )
+    except ValueError:
+        same = False
+    if not same:
+        return "it is of another workspace (it was made with another API token)"
+    return None
+
+
+def age_hours(cp: Checkpoint, now: datetime | None = None) -> float | None:
+    """Hours since the checkpoint's run started (its oldest data), None if unreadable."""
+    try:
+        started = datetime.fromisoformat(cp.started_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return ((now or datetime.now(UTC)) - started).total_seconds() / 3600
 
 
 @dataclass(frozen=True)
@@ -76,6 +144,8 @@ def checkpoint_from_dict(data: object) -> Checkpoint:
     _require(data, "done", bool, optional=True)
     _require(data, "endpoints", dict, optional=True)
     _require(data, "version", int, optional=True)
+    _require(data, "workspace", (dict, type(None)), optional=True)
+    _require(data, "superseded", (str, type(None)), optional=True)
     endpoints: dict[str, EndpointCheckpoint] = {}
     for name, ep in (data.get("endpoints") or {}).items():
         if not isinstance(ep, dict):
@@ -102,6 +172,8 @@ def checkpoint_from_dict(data: object) -> Checkpoint:
         done=data.get("done", False),
         endpoints=endpoints,
         version=data.get("version", 1),
+        workspace=data.get("workspace"),
+        superseded=data.get("superseded"),
     )
 
 
@@ -242,6 +314,8 @@ class CheckpointManager:
                     pass
                 if cp.done:
                     problem = "finished"
+                elif cp.superseded:
+                    problem = f"superseded: {cp.superseded}"
                 elif not temp_exists:
                     problem = f"temp DB missing: {temp}"
             infos.append(
@@ -258,9 +332,42 @@ class CheckpointManager:
         infos.sort(key=lambda i: (i.run_tag or "", i.mtime), reverse=True)
         return infos
 
+    def mark_superseded(self, db_path: Path, reason: str) -> builtins.list[str]:
+        """Mark every open checkpoint of `db_path` superseded (a restore replaced the live DB:
+        their data is older than it, whatever the live DB's `started_at` says). Returns tags."""
+        marked: builtins.list[str] = []
+        target = _same_file_key(db_path)
+        for info in self.list():
+            cp = info.checkpoint
+            if cp is None or cp.done or cp.superseded:
+                continue
+            if _same_file_key(Path(cp.db_path)) != target:
+                continue
+            cp.superseded = reason
+            self.save(cp)
+            marked.append(cp.run_tag)
+        return marked
+
+    def clear_superseded(self, run_tags: Iterable[str]) -> None:
+        """Undo `mark_superseded` for `run_tags` (the restore did not happen after all)."""
+        for tag in run_tags:
+            try:
+                cp = self.load(tag)
+            except BadCheckpoint:
+                continue
+            cp.superseded = None
+            self.save(cp)
+
     def latest_unfinished(self) -> Checkpoint | None:
         """The newest readable checkpoint not marked done (its temp DB may still be missing)."""
         for info in self.list():
             if info.checkpoint is not None and not info.checkpoint.done:
                 return info.checkpoint
         return None
+
+
+def _same_file_key(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except OSError:
+        return str(path.absolute())

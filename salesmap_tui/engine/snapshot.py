@@ -26,7 +26,14 @@ from salesmap_tui import __version__
 from salesmap_tui.config import ConfigError, Settings
 from salesmap_tui.engine import webform
 from salesmap_tui.engine.backup import SQLITE_HEADER, apply_retention, make_backup
-from salesmap_tui.engine.checkpoint import Checkpoint, CheckpointManager, EndpointCheckpoint
+from salesmap_tui.engine.checkpoint import (
+    Checkpoint,
+    CheckpointManager,
+    EndpointCheckpoint,
+    age_hours,
+    workspace_of,
+    workspace_problem,
+)
 from salesmap_tui.engine.client import SalesmapClient
 from salesmap_tui.engine.crashpoints import crashpoint
 from salesmap_tui.engine.endpoints import SNAPSHOT_ENDPOINTS
@@ -387,6 +394,7 @@ class SnapshotRun:
             backup_path=None,
             phase="start",
             started_at=utc_now_iso(),
+            workspace=workspace_of(s.base_url, s.token or ""),
         )
 
     def _newest_resumable(self) -> Checkpoint | None:
@@ -416,9 +424,29 @@ class SnapshotRun:
         return None
 
     def _check_resumable(self, cp: Checkpoint) -> None:
-        if Path(cp.db_path).absolute() != self.settings.db_path.absolute():
+        """Raise BadCheckpoint when `cp` must not be continued by this run: another DB, another
+        workspace, superseded by a restore, older than --resume-max-age, or its temp DB gone."""
+        s = self.settings
+        if Path(cp.db_path).absolute() != s.db_path.absolute():
+            raise BadCheckpoint(f"checkpoint {cp.run_tag} belongs to {cp.db_path}, not {s.db_path}")
+        other = workspace_problem(cp, s.base_url, s.token)
+        if other is not None:
             raise BadCheckpoint(
-                f"checkpoint {cp.run_tag} belongs to {cp.db_path}, not {self.settings.db_path}"
+                f"cannot resume {cp.run_tag}: {other}; a resume never mixes two workspaces in "
+                "one DB — start a fresh run"
+            )
+        if cp.superseded:
+            raise BadCheckpoint(
+                f"cannot resume {cp.run_tag}: superseded ({cp.superseded}); its data is older "
+                "than the live DB's — start a fresh run"
+            )
+        age = age_hours(cp)
+        if age is None or age > s.resume_max_age:
+            shown = "an unreadable time" if age is None else f"{age:.1f} h ago"
+            raise BadCheckpoint(
+                f"cannot resume {cp.run_tag}: it started {cp.started_at} ({shown}), longer ago "
+                f"than --resume-max-age {s.resume_max_age:g} h; its tables would mix days — "
+                "start a fresh run"
             )
         temp = Path(cp.temp_db_path)
         if cp.phase == "swap" and not temp.exists():
