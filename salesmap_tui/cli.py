@@ -19,7 +19,6 @@ from salesmap_tui.config import (
     DEFAULT_BACKUP_DIR,
     DEFAULT_BASE_URL,
     DEFAULT_CHECKPOINT_INTERVAL,
-    DEFAULT_CONCURRENCY,
     DEFAULT_DB_PATH,
     DEFAULT_KEEP_BACKUPS,
     DEFAULT_KEEP_RUNS,
@@ -38,6 +37,7 @@ from salesmap_tui.config import (
     ConfigError,
     ResolvedSettings,
     Settings,
+    parse_concurrency,
     resolve_settings,
 )
 
@@ -86,6 +86,13 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more (got {value})")
     return value
+
+
+def _concurrency(text: str) -> int:
+    try:
+        return parse_concurrency(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _non_negative_float(text: str) -> float:
@@ -257,9 +264,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=_concurrency,
         default=S,
-        help=f"endpoints crawled at once, all under one pacer (default {DEFAULT_CONCURRENCY})",
+        metavar="auto|N",
+        help=(
+            "requests in flight at once, across every endpoint and web form (all chains run at "
+            "once under one pacer); default auto: about rate x p90 latency + 1 (8.3 requests/s "
+            "x the latency seen so far), between 2 and 16"
+        ),
     )
     g.add_argument(
         "--min-interval",

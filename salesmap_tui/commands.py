@@ -33,6 +33,7 @@ from salesmap_tui.engine.events import (
     RunResult,
     RunStarted,
     WebformProgress,
+    WorkspacePaused,
     event_to_json,
 )
 
@@ -127,6 +128,8 @@ class EventPrinter:
                 f"retry {event.endpoint}: attempt {event.attempt}/{event.max_attempts} failed "
                 f"({status}: {event.error}); waiting {event.wait_s:.1f} s ({event.reason})"
             )
+        if isinstance(event, WorkspacePaused):
+            return f"workspace paused {event.wait_s:.1f} s ({event.status} on {event.endpoint})"
         if isinstance(event, CheckpointSaved):
             done = sum(1 for e in event.endpoints.values() if e.get("done"))
             return f"checkpoint saved: {event.path} ({done}/{len(event.endpoints)} endpoints done)"

@@ -33,7 +33,9 @@ REPLACE_TRIES = 5
 CHECKPOINT_RENAME_TRIES = 3
 
 # --- product constants --------------------------------------------------------------------------
-DEFAULT_CONCURRENCY = 4
+# requests in flight; 0 = auto (about rate x p90 latency + 1, between 2 and 16)
+CONCURRENCY_AUTO = 0
+DEFAULT_CONCURRENCY = CONCURRENCY_AUTO
 DEFAULT_MAX_WAIT = 120.0
 DEFAULT_REQUEST_TIMEOUT = 30.0
 BACKOFF_BASE = 1.0  # first wait after a 5xx / timeout / connection error, doubled each retry
@@ -154,8 +156,8 @@ class Settings:
             raise ConfigError(
                 f"--checkpoint-interval must be 1 or more (got {self.checkpoint_interval})"
             )
-        if self.concurrency < 1:
-            raise ConfigError(f"--concurrency must be 1 or more (got {self.concurrency})")
+        if self.concurrency < 0:
+            raise ConfigError(f"--concurrency must be auto or 1 or more (got {self.concurrency})")
         if self.min_interval < 0:
             raise ConfigError(f"--min-interval must be 0 or more (got {self.min_interval})")
         if self.max_wait < 0:
@@ -171,6 +173,22 @@ class Settings:
         if self.keep_runs < 0:
             raise ConfigError(f"--keep-runs must be 0 or more (got {self.keep_runs})")
         check_base_url(self.base_url)
+
+
+def parse_concurrency(value: object) -> int:
+    """`auto` → CONCURRENCY_AUTO (0); a positive integer → itself; ValueError otherwise."""
+    bad = ValueError(f"concurrency must be auto or an integer of 1 or more, not {value!r}")
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return CONCURRENCY_AUTO
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise bad
+    try:
+        n = int(value)
+    except ValueError:
+        raise bad from None
+    if n < 1:
+        raise bad
+    return n
 
 
 def is_loopback_host(host: str) -> bool:
@@ -225,7 +243,7 @@ CONFIG_KEYS: dict[str, str] = {
     "keep_backups": "int",
     "checkpoint_interval": "int",
     "keep_runs": "int",
-    "concurrency": "int",
+    "concurrency": "concurrency",  # auto or a whole number
     "no_backup": "bool",
     "resume": "bool",
     "quiet": "bool",
@@ -304,6 +322,13 @@ def _check_value(where: str, key: str, value: Any, base: Path) -> Any:
                 "token_file = a file only you can read)"
             )
         raise ConfigError(f"{where}: unknown key {key!r}{hint}; known keys: {known}")
+    if kind == "concurrency":
+        try:
+            return parse_concurrency(value)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: {key} must be auto or a whole number of 1 or more (got {value!r})"
+            ) from None
     ok: bool
     if kind == "path" or kind == "str":
         ok = isinstance(value, str) and value.strip() != ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +18,6 @@ from types import TracebackType
 from typing import Any, Literal
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from salesmap_tui.config import TOKEN_ENV, Settings
 from salesmap_tui.engine.endpoints import (
@@ -35,7 +35,7 @@ from salesmap_tui.engine.errors import (
     TokenRejected,
     printable,
 )
-from salesmap_tui.engine.events import EventSink, RequestRetried
+from salesmap_tui.engine.events import EventSink, RequestRetried, WorkspacePaused
 from salesmap_tui.engine.pacer import Pacer, cancellable_sleep, check_cancel
 
 ActionKind = Literal["ok", "retry", "rate_limited", "fail_auth", "fail"]
@@ -47,6 +47,9 @@ Priority = Callable[[], float]  # a request's rank at the pacer, higher first
 _BODY_HINT = re.compile(r"(\d+(?:\.\d+)?)\s*초")
 _SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
 MAX_MESSAGE = 500  # characters of any message built from a server's answer
+# 429s on requests that were already in flight when another 429 paused the workspace spend no
+# attempt; past this many per request they do (a bound, so no request can loop for ever)
+FREE_429_PER_ATTEMPT = 4
 
 
 @dataclass(frozen=True)
@@ -210,11 +213,12 @@ def compute_wait(action: Action, attempt: int, settings: Settings) -> tuple[floa
 
 
 class _Retryable(Exception):
-    """Internal: an attempt that tenacity should retry; carries the classified outcome."""
+    """Internal: an attempt to retry; carries the classified outcome and its grant time."""
 
-    def __init__(self, action: Action) -> None:
+    def __init__(self, action: Action, granted_at: float) -> None:
         super().__init__(action.message)
         self.action = action
+        self.granted_at = granted_at
 
 
 class SalesmapClient:
@@ -242,6 +246,8 @@ class SalesmapClient:
         self._clock_now = clock_now or (lambda: datetime.now(UTC))
         self._max_attempts = max(0, settings.max_retries) + 1
         self.requests_sent = 0
+        # httpcore's transport reports when headers are written; others (mocks) never do
+        self._traced = transport is None or isinstance(transport, httpx.AsyncHTTPTransport)
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
             headers={
@@ -297,25 +303,41 @@ class SalesmapClient:
         endpoint: str,
         parse: Callable[[Any], Any] | None = None,
     ) -> Any:
+        # with pacing on, the trace hook below tells the pacer when the request is on the wire
+        confirm = self._traced and not self._pacer.off
         if priority is None:
-            granted = await self._pacer.acquire(self._cancel)
+            granted = await self._pacer.acquire(self._cancel, confirm=confirm)
         else:
-            granted = await self._pacer.acquire(self._cancel, priority=priority(), key=endpoint)
+            # a chain is one path: the lists' and each form's submissions
+            granted = await self._pacer.acquire(
+                self._cancel, priority=priority(), key=path, confirm=confirm
+            )
         self.requests_sent += 1
 
         async def trace(event: str, info: dict[str, Any]) -> None:
-            # a request that leaves late (a new connection, first use) tells the pacer when
-            if event.endswith(".send_request_headers.started"):
+            # once its headers are written (a new connection, a busy loop can delay that),
+            # the pacer knows when it left
+            if event.endswith(".send_request_headers.complete"):
                 self._pacer.mark_sent(granted)
 
         outcome: httpx.Response | httpx.HTTPError
+        sent = time.monotonic()
+        latency: float | None = None
         try:
             outcome = await self._http.get(
                 path, params=params, extensions=None if self._pacer.off else {"trace": trace}
             )
+            latency = time.monotonic() - sent
         except httpx.HTTPError as exc:
             outcome = exc
+        except BaseException:
+            self._pacer.release(None, granted)
+            raise
         action = classify(outcome, self._clock_now())
+        if action.kind == "fail_auth":
+            self._pacer.halt()  # the token is refused: no other request of the run may leave
+        # no longer in flight: a retry's wait never holds a slot another request could use
+        self._pacer.release(latency, granted)
         if action.kind == "ok":
             if parse is None:
                 return action.data
@@ -323,9 +345,9 @@ class SalesmapClient:
                 return parse(action.data)
             except MalformedEnvelope as exc:
                 # a success without its list is a bad answer: retried like a 5xx (one attempt)
-                raise _Retryable(Action("retry", str(exc), status=action.status)) from None
+                raise _Retryable(Action("retry", str(exc), status=action.status), granted) from None
         if action.kind in ("retry", "rate_limited"):
-            raise _Retryable(action)
+            raise _Retryable(action, granted)
         if action.kind == "fail_auth":
             raise TokenRejected(
                 self._scrub(
@@ -360,44 +382,46 @@ class SalesmapClient:
         RunCancelled.
         """
         settings = self._settings
-
-        def wait(state: RetryCallState) -> float:
-            return compute_wait(_action_of(state), state.attempt_number, settings)[0]
-
-        def before_sleep(state: RetryCallState) -> None:
-            action = _action_of(state)
-            wait_s, reason = compute_wait(action, state.attempt_number, settings)
-            self._on_event(
-                RequestRetried(
-                    endpoint=endpoint,
-                    attempt=state.attempt_number,
-                    max_attempts=self._max_attempts,
-                    status=action.status,
-                    error=self._scrub(action.message),
-                    wait_s=wait_s,
-                    reason=reason,
+        attempt = 0  # attempts that count against max_retries
+        free = 0  # 429s this request was not to blame for
+        while True:
+            try:
+                return await self._attempt(path, params, priority, endpoint, parse)
+            except _Retryable as exc:
+                action = exc.action
+                wait_s, reason = compute_wait(action, attempt + 1, settings)
+                if action.kind == "rate_limited":
+                    # the workspace is over its budget: the pacer holds every request
+                    blamed = self._pacer.rate_limited(wait_s, exc.granted_at)
+                    if not blamed and free < FREE_429_PER_ATTEMPT * self._max_attempts:
+                        free += 1  # in flight when another 429 came: it waits at the pacer
+                        continue
+                    if blamed and not self._pacer.off:
+                        self._on_event(WorkspacePaused(endpoint, wait_s, reason, 429))
+                attempt += 1
+                if attempt >= self._max_attempts:
+                    raise MaxRetriesExceeded(
+                        self._scrub(
+                            f"max_retries_exceeded: GET {path} after {self._max_attempts} "
+                            f"attempts: {action.message}"
+                        ),
+                        attempts=self._max_attempts,
+                        last_status=action.status,
+                    ) from None
+                self._on_event(
+                    RequestRetried(
+                        endpoint=endpoint,
+                        attempt=attempt,
+                        max_attempts=self._max_attempts,
+                        status=action.status,
+                        error=self._scrub(action.message),
+                        wait_s=wait_s,
+                        reason=reason,
+                    )
                 )
-            )
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._max_attempts),
-            wait=wait,
-            retry=retry_if_exception_type(_Retryable),
-            sleep=self._sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        try:
-            return await retrying(self._attempt, path, params, priority, endpoint, parse)
-        except _Retryable as exc:
-            raise MaxRetriesExceeded(
-                self._scrub(
-                    f"max_retries_exceeded: GET {path} after {self._max_attempts} attempts: "
-                    f"{exc.action.message}"
-                ),
-                attempts=self._max_attempts,
-                last_status=exc.action.status,
-            ) from None
+                # the retry's own wait: nothing is held meanwhile (the pacer's slot and the
+                # in-flight place were given back when the answer came)
+                await self._sleep(wait_s)
 
     async def fetch_page(
         self, spec: EndpointSpec, cursor: str | None, priority: Priority | None = None
@@ -413,6 +437,8 @@ class SalesmapClient:
             return extract_page(data, spec)
 
         page: Page = await self.get_data(spec.path, params, spec.name, priority, parse)
+        if priority is not None and not spec.paginated:
+            self._pacer.end_chain(spec.path)  # one call: the chain is done
         return page
 
     def iter_pages(
@@ -439,6 +465,8 @@ class SalesmapClient:
             page = await self.fetch_page(spec, cursor, priority)
             nxt = page.next_cursor
             if not spec.paginated or not page.records or not nxt:
+                if priority is not None:
+                    self._pacer.end_chain(spec.path)  # its last request: stop ranking it
                 yield page
                 return
             if nxt in seen:
@@ -451,10 +479,3 @@ class SalesmapClient:
             seen.add(nxt)
             yield page
             cursor = nxt
-
-
-def _action_of(state: RetryCallState) -> Action:
-    exc = state.outcome.exception() if state.outcome is not None else None
-    if isinstance(exc, _Retryable):
-        return exc.action
-    raise RuntimeError("tenacity asked for a wait without a retryable outcome")  # unreachable

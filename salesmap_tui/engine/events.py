@@ -76,6 +76,24 @@ class RequestStats:
     window_s: float
     limit: int  # requests allowed per window
     elapsed_s: float
+    in_flight: int = 0  # requests sent and not answered yet
+    max_in_flight: int = 0  # the cap on them now (--concurrency, or auto); 0: no cap
+    budget: int = 0  # requests per window this run allows itself (lowered after a 429); 0: off
+    paused_s: float = 0.0  # seconds left of a workspace pause after a 429
+
+
+@dataclass(frozen=True)
+class WorkspacePaused:
+    """A 429: every request of the workspace holds off for `wait_s` (once per pause).
+
+    The request that got it is also reported as a `RequestRetried`; requests waiting at the
+    pacer spend no attempt, and requests already in flight are not counted again.
+    """
+
+    endpoint: str  # the endpoint whose request got the 429
+    wait_s: float
+    reason: str  # where the wait came from: "Retry-After header", "body hint", "backoff"
+    status: int = 429
 
 
 @dataclass(frozen=True)
@@ -163,6 +181,7 @@ EngineEvent = (
     | EndpointProgress
     | RequestRetried
     | RequestStats
+    | WorkspacePaused
     | CheckpointSaved
     | BackupMade
     | EngineWarning
@@ -185,6 +204,7 @@ EVENT_TYPES: dict[str, type[Any]] = {
     "endpoint_progress": EndpointProgress,
     "request_retried": RequestRetried,
     "request_stats": RequestStats,
+    "workspace_paused": WorkspacePaused,
     "checkpoint_saved": CheckpointSaved,
     "backup_made": BackupMade,
     "engine_warning": EngineWarning,

@@ -1,13 +1,16 @@
 """One global pacer for every request of a run: minimum spacing plus a sliding-window cap.
 
 Salesmap allows 100 requests per 10 s per workspace across all endpoints, so concurrent crawls
-must share one budget. Every attempt (retries included) reserves a send slot here first.
+must share one budget. Every attempt (retries included) reserves a send slot here first. The
+pacer also caps the requests in flight (`--concurrency`, by default derived from the rate and
+the latency it observes) and holds every request of the workspace while a 429's hint runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import threading
 import time
 from collections import deque
@@ -18,7 +21,18 @@ from salesmap_tui.engine.events import RequestStats
 
 CANCEL_POLL_S = 0.1  # how often a wait looks at the cancel event
 LATE_SEND_S = 0.002  # a request leaving this long after its grant pushes the next slot back
+# a request granted with `confirm` holds the next slot until it is on the wire (its connection
+# may take a while to open), at most this long
+CONFIRM_WAIT_S = 0.5
 CHAIN_STALE_S = 5.0  # a chain silent this long is done or backing off: nothing is held for it
+# --concurrency auto: about rate x p90 latency + 1 requests in flight, within these bounds
+AUTO_MIN_IN_FLIGHT = 2
+AUTO_MAX_IN_FLIGHT = 16
+AUTO_UNPACED_IN_FLIGHT = 4  # pacing off (local sandboxes): no rate to derive a cap from
+LATENCY_SAMPLES = 64  # responses the p90 latency is taken over
+# after a 429 the pacer keeps its own share of the window under what the server accepted
+BUDGET_FLOOR = 0.2  # never below this share of max_requests
+BUDGET_CUT = 0.7  # nor below this share of the budget before the 429
 
 
 def check_cancel(cancel: threading.Event | None) -> None:
@@ -48,7 +62,7 @@ async def cancellable_sleep(seconds: float, cancel: threading.Event | None) -> N
 
 
 class _Waiter:
-    __slots__ = ("arrived", "key", "priority", "seq", "slot")
+    __slots__ = ("arrived", "key", "priority", "seq", "slot", "wake")
 
     def __init__(self, priority: float, seq: int, key: str | None, arrived: float) -> None:
         self.arrived = arrived
@@ -56,6 +70,7 @@ class _Waiter:
         self.seq = seq
         self.key = key
         self.slot = float("inf")  # not handed a slot yet
+        self.wake: asyncio.Future[None] | None = None  # set when its slot moves earlier
 
 
 class Pacer:
@@ -72,6 +87,13 @@ class Pacer:
     follow each other, so the pacer can tell when its next request will come (one response time
     after its last grant) and keeps lower-priority slots one interval clear of that moment: the
     chain then never queues behind shorter ones, which fill the gaps in between.
+
+    Requests in flight: a grant counts as in flight until `release`. With a cap set
+    (`set_concurrency`), only as many waiters as the cap leaves room for are handed slots, in
+    priority order; the others wait for a release. A 429 (`rate_limited`) pauses every slot
+    until its hint has passed and, when it is this run's own doing, lowers the share of the
+    window the pacer hands out (the rest of the budget is someone else's), raising it again
+    slowly while no 429 comes.
     """
 
     def __init__(
@@ -105,18 +127,116 @@ class Pacer:
         self._started = clock()
         self._last_stats: float | None = None
         self.total = 0
+        # requests in flight and their cap (None: no cap; 0: auto from rate and latency)
+        self.in_flight = 0
+        self._concurrency: int | None = None
+        self._latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        # the workspace pause after a 429, and this run's share of the window
+        self._paused_until = -math.inf
+        self._last_pause_at = -math.inf  # when the newest pause that this run caused began
+        self._budget = float(max_requests)
+        self._budget_raised_at = -math.inf
+        self.pauses = 0  # pauses this run caused (a 429 on a request sent before any pause)
+        self._unconfirmed: float | None = None  # the latest grant not known to be sent yet
+        self._halted = False  # the token was rejected: nothing more leaves in this run
+
+    # --- requests in flight -------------------------------------------------------------------
+    def set_concurrency(self, concurrency: int | None) -> None:
+        """Cap requests in flight: `n` >= 1 exactly, 0 auto (rate x p90 latency + 1), None none."""
+        self._concurrency = concurrency
+        self._assign(self._clock())
+
+    def halt(self) -> None:
+        """No more grants in this run (a 401: every further request would be refused too)."""
+        self._halted = True
+
+    def max_in_flight(self) -> int | None:
+        """The cap in force now (None: no cap)."""
+        c = self._concurrency
+        if c is None:
+            return None
+        if c > 0:
+            return c
+        rate = math.inf if self.min_interval <= 0 else 1.0 / self.min_interval
+        if self._window_on:
+            rate = min(rate, self.max_requests / self.window_s)
+        if math.isinf(rate):
+            return AUTO_UNPACED_IN_FLIGHT
+        if len(self._latencies) < 3:
+            return AUTO_MAX_IN_FLIGHT  # nothing to go by yet: the pacer's rules still bind
+        ordered = sorted(self._latencies)
+        p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+        want = math.ceil(rate * p90) + 1
+        return max(AUTO_MIN_IN_FLIGHT, min(AUTO_MAX_IN_FLIGHT, want))
+
+    def release(self, latency_s: float | None = None, granted_at: float | None = None) -> None:
+        """A granted request is done (answered, failed or cancelled); `latency_s` if answered."""
+        self.in_flight = max(0, self.in_flight - 1)
+        if granted_at is not None and granted_at == self._unconfirmed:
+            self._unconfirmed = None  # answered, so it was sent
+        if latency_s is not None and latency_s >= 0:
+            self._latencies.append(latency_s)
+        if self._pending:
+            self._assign(self._clock())
+
+    # --- 429: the workspace pause -------------------------------------------------------------
+    def rate_limited(self, wait_s: float, granted_at: float) -> bool:
+        """A request granted at `granted_at` got a 429 asking for `wait_s`: hold every slot.
+
+        Returns True when this run is to blame: the request left after the newest pause began.
+        A request already in flight when an earlier 429 arrived is not: the server answered it
+        from the same full window, so it neither lowers the budget again nor counts as a pause.
+        """
+        now = self._clock()
+        if not self._off:  # pacing off (local sandboxes): only the request itself waits
+            self._paused_until = max(self._paused_until, now + max(0.0, wait_s))
+        blamed = granted_at >= self._last_pause_at
+        if blamed:
+            self._last_pause_at = now
+            self.pauses += 1
+            if self._window_on:
+                self._prune(now)
+                own = sum(1 for t in self._slots if t <= now)
+                floor = max(1.0, self.max_requests * BUDGET_FLOOR)
+                self._budget = max(floor, float(own - 1), self._budget * BUDGET_CUT)
+                self._budget = min(self._budget, float(self.max_requests))
+                self._budget_raised_at = now
+        self._assign(now)
+        return blamed
+
+    def paused_for(self) -> float:
+        """Seconds left of the workspace pause (0 when none)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    def budget(self) -> int:
+        """Requests per window this run hands out now (max_requests until a 429 says less)."""
+        return int(self._budget)
+
+    def _raise_budget(self, now: float) -> None:
+        # one more request per tenth of a window, once a whole window passed without a 429
+        if self._budget >= self.max_requests or now - self._last_pause_at < self.window_s:
+            return
+        step = self.window_s / 10
+        start = max(self._budget_raised_at, self._last_pause_at + self.window_s - step)
+        n = int((now - start) / step)
+        if n > 0:
+            self._budget = min(float(self.max_requests), self._budget + n)
+            self._budget_raised_at = start + n * step
 
     # --- slots ------------------------------------------------------------------------------------
     def _earliest(self, now: float, extra: list[float]) -> float:
         """The first time a new slot may take, after the grants and `extra` (ascending)."""
-        slot = now
+        slot = max(now, self._paused_until)
+        if self._unconfirmed is not None:
+            slot = max(slot, self._unconfirmed + CONFIRM_WAIT_S)  # until it is on the wire
         last = extra[-1] if extra else self._last_slot
         if last is not None:
             slot = max(slot, last + self.min_interval)
         if self._window_on:
+            limit = max(1, min(self.max_requests, int(self._budget)))
             n = len(self._slots) + len(extra)
-            if n >= self.max_requests:
-                k = n - self.max_requests  # index of the slot that must have left the window
+            if n >= limit:
+                k = n - limit  # index of the slot that must have left the window
                 oldest = self._slots[k] if k < len(self._slots) else extra[k - len(self._slots)]
                 slot = max(slot, oldest + self.window_s)
         return slot
@@ -124,13 +244,22 @@ class Pacer:
     def _assign(self, now: float) -> None:
         """Hand every waiter its slot again, in priority order."""
         self._prune(now)
+        self._raise_budget(now)
         waiting = self._pending
         waiting.sort(key=lambda w: (-w.priority, w.seq))
         hold = self._hold
         if hold is not None and hold[1] + self.min_interval <= now:
             hold = self._hold = None  # the chain did not come back in time: stop holding
+        cap = self.max_in_flight()
+        room = len(waiting) if cap is None else max(0, cap - self.in_flight)
+        if self._halted:
+            room = 0
         given: list[float] = []
-        for w in waiting:
+        for i, w in enumerate(waiting):
+            before = w.slot
+            if i >= room:
+                w.slot = math.inf  # no room in flight: waits for a release
+                continue
             slot = self._earliest(now, given)
             if hold is not None and w.key != hold[0]:
                 due_at = hold[1]
@@ -139,12 +268,15 @@ class Pacer:
                     slot = max(slot, due_at + self.min_interval)
             w.slot = slot
             given.append(slot)
+            if slot < before and w.wake is not None and not w.wake.done():
+                w.wake.set_result(None)
 
     def _grant(self, w: _Waiter, now: float) -> None:
         self._pending.remove(w)
         if self.window_s > 0:
             self._slots.append(now)
         self._last_slot = now
+        self.in_flight += 1
         if w.key is not None:
             self._track_chain(w, now)
         self._assign(now)
@@ -160,14 +292,54 @@ class Pacer:
         if turn is None or turn <= self.min_interval or turn > CHAIN_STALE_S:
             return
         # hold only for the top chain: no waiter and no other live chain ranks above it
+        work = 0.0  # pages still to come across the live chains (priorities are pages left)
         for key, (granted, priority) in list(self._chains.items()):
             if granted < now - CHAIN_STALE_S:
                 del self._chains[key]  # finished or stalled: it no longer competes
             elif priority > w.priority:
                 return
+            elif key == w.key or all(p.key != key for p in self._pending):
+                work += max(0.0, priority)  # waiting chains are counted below
         if any(p.priority > w.priority for p in self._pending):
             return
+        # chains that have not been granted lately, waiting at the pacer, have work too
+        # (a waiter is a request at least, and a list's pages rarely end on the guess)
+        work += sum(math.ceil(max(0.0, p.priority)) + 1 for p in self._pending if p.key != w.key)
+        # and only while the chain is the critical path: when the other chains' pages need
+        # the pacer longer than the chain needs its responses, every slot counts more than
+        # the chain's next turn (a held slot is lost; a late turn costs the chain a moment)
+        if self.min_interval > 0 and work * self.min_interval > w.priority * turn:
+            return
         self._hold = (w.key, now + turn)
+
+    def end_chain(self, key: str) -> None:
+        """The chain `key` has made its last request: it no longer outranks anyone."""
+        self._chains.pop(key, None)
+        if self._hold is not None and self._hold[0] == key:
+            self._hold = None
+            if self._pending:
+                self._assign(self._clock())
+
+    def _may_go(self, now: float) -> bool:
+        if self._halted:
+            return False
+        cap = self.max_in_flight()
+        if cap is not None and self.in_flight >= cap:
+            return False
+        return self._earliest(now, []) <= now
+
+    async def _nap(self, w: _Waiter, seconds: float) -> None:
+        """Sleep up to `seconds`; on the real clock, wake early when the slot moves earlier."""
+        if self._sleep is not asyncio.sleep:
+            await self._sleep(seconds)  # an injected clock (tests) is polled instead
+            return
+        w.wake = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(w.wake, seconds)
+        except TimeoutError:
+            pass
+        finally:
+            w.wake = None
 
     async def acquire(
         self,
@@ -175,16 +347,22 @@ class Pacer:
         *,
         priority: float = 0.0,
         key: str | None = None,
+        confirm: bool = False,
     ) -> float:
         """Take the next send slot, wait for it and return its time (`RunCancelled` if cancelled).
 
         Higher `priority` is served first. `key` names a cursor chain (one endpoint) whose
-        requests follow each other; the top-priority chain gets its next slot kept free.
+        requests follow each other; the top-priority chain gets its next slot kept free. The
+        grant counts as in flight until `release()`. With `confirm`, the caller reports when
+        the request is really on the wire (`mark_sent`, or `release`): no other slot is granted
+        before that (a new connection can take longer to open than an interval lasts).
         """
         check_cancel(cancel)
-        if self._off:
+        fast = self._off and self._concurrency is None and not self._halted
+        if fast and self._clock() >= self._paused_until:
+            self.in_flight += 1
             self._granted_now()
-            return 0.0
+            return self._clock()
         w = _Waiter(priority, self._seq, key, self._clock())
         self._seq += 1
         if key is not None and self._hold is not None and self._hold[0] == key:
@@ -196,29 +374,44 @@ class Pacer:
                 check_cancel(cancel)
                 now = self._clock()
                 if now >= w.slot:
-                    if self._earliest(now, []) <= now:
+                    if self._may_go(now):
                         break
                     self._assign(now)  # another waiter went first (or late): queue again
+                    if w.slot <= now:
+                        await asyncio.sleep(0)  # the rules allow it only a moment later
                     continue
-                await self._sleep(min(w.slot - now, CANCEL_POLL_S))
+                await self._nap(w, min(w.slot - now, CANCEL_POLL_S))
         except BaseException:
             if w in self._pending:
                 self._pending.remove(w)
                 self._assign(self._clock())
             raise
         self._grant(w, now)
+        if confirm:
+            self._unconfirmed = now
         self._granted_now()
         return now
 
-    def begin_run(self, on_stats: Callable[[RequestStats], None] | None) -> None:
-        """Count requests afresh for a new run; the grants that constrain the next slot stay."""
+    def begin_run(
+        self,
+        on_stats: Callable[[RequestStats], None] | None,
+        concurrency: int | None = None,
+    ) -> None:
+        """Count requests afresh for a new run; the grants that constrain the next slot stay,
+        and so do a pause still running and the budget a 429 lowered (they are the workspace's).
+        """
         self._on_stats = on_stats
         self._started = self._clock()
         self._last_stats = None
         self.total = 0
+        self.pauses = 0
         self._pending = []
         self._chains = {}
         self._hold = None
+        self.in_flight = 0
+        self._concurrency = concurrency
+        self._unconfirmed = None
+        self._halted = False
 
     @property
     def off(self) -> bool:
@@ -235,8 +428,13 @@ class Pacer:
         if self._off:
             return
         now = self._clock()
+        confirmed = granted_at == self._unconfirmed
+        if confirmed:
+            self._unconfirmed = None
         if now - granted_at > LATE_SEND_S and (self._last_slot is None or now > self._last_slot):
             self._last_slot = now
+            self._assign(now)
+        elif confirmed and self._pending:
             self._assign(now)
 
     def _granted_now(self) -> None:
@@ -255,12 +453,17 @@ class Pacer:
         return sum(1 for t in self._slots if t <= now)
 
     def stats(self) -> RequestStats:
+        cap = self.max_in_flight()
         return RequestStats(
             total_requests=self.total,
             last_window_requests=self.window_count(),
             window_s=self.window_s,
             limit=self.max_requests,
             elapsed_s=self._clock() - self._started,
+            in_flight=self.in_flight,
+            max_in_flight=0 if cap is None else cap,
+            budget=self.budget() if self._window_on else 0,
+            paused_s=round(self.paused_for(), 3),
         )
 
     def _maybe_emit_stats(self) -> None:
@@ -287,6 +490,7 @@ def shared_pacer(
     on_stats: Callable[[RequestStats], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    concurrency: int | None = None,
 ) -> Pacer:
     """The one pacer of a workspace in this process, its request counters started afresh.
 
@@ -297,7 +501,9 @@ def shared_pacer(
     if min_interval <= 0:
         # pacing off (CONTRACT.md: `--min-interval 0` is for local sandboxes and benchmarks):
         # neither rule applies, and each run has a pacer of its own that only counts
-        return Pacer(0.0, 0, window_s, clock=clock, sleep=sleep, on_stats=on_stats)
+        own = Pacer(0.0, 0, window_s, clock=clock, sleep=sleep, on_stats=on_stats)
+        own.set_concurrency(concurrency)
+        return own
     # the token only as a digest: the key may show up in a debugger or a repr
     who = hashlib.sha256((token or "").encode()).hexdigest()
     key = (base_url, who, min_interval, max_requests, window_s)
@@ -307,5 +513,5 @@ def shared_pacer(
             pacer = _SHARED[key] = Pacer(
                 min_interval, max_requests, window_s, clock=clock, sleep=sleep
             )
-    pacer.begin_run(on_stats)
+    pacer.begin_run(on_stats, concurrency)
     return pacer

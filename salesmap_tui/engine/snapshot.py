@@ -61,6 +61,7 @@ from salesmap_tui.engine.events import (
     RunStarted,
     RunStatus,
     WebformResult,
+    WorkspacePaused,
     events_path_for,
 )
 from salesmap_tui.engine.files import ensure_private_dir, fsync_file, replace_file_with_retry
@@ -69,6 +70,7 @@ from salesmap_tui.engine.lock import RunLock
 from salesmap_tui.engine.pacer import shared_pacer
 from salesmap_tui.engine.runlog import RunLog
 from salesmap_tui.engine.runs.crawl import Endpoint, crawl
+from salesmap_tui.engine.runs.webform_pass import WebformPass, drop_state
 from salesmap_tui.engine.runtag import is_run_tag, new_run_tag, utc_now_iso
 from salesmap_tui.engine.writer import (
     TableWriter,
@@ -245,6 +247,8 @@ class SnapshotRun:
                         event.wait_s,
                     )
                 )
+        elif isinstance(event, WorkspacePaused):
+            self._log(f"workspace paused {event.wait_s:.1f} s ({event.status} on {event.endpoint})")
         elif isinstance(event, EngineWarning):
             self.warnings.append(event.message)
             self._log(f"warning: {event.message}")
@@ -648,27 +652,30 @@ class SnapshotRun:
             s.rate_limit_requests,
             s.rate_limit_window,
             on_stats=self.emit,
+            concurrency=s.concurrency,
         )
         transport = self.transport_factory() if self.transport_factory else None
         async with SalesmapClient(s, pacer, self.emit, self.cancel, transport=transport) as client:
-            if cp.phase in ("start", "crawl"):
+            assert self.conn is not None
+            # the web-form pass runs alongside the crawl; a resumed run skips what is done
+            forms = WebformPass(self.conn, cp.run_tag, self.emit, self._log)
+            crawling = cp.phase in ("start", "crawl")
+            if crawling:
                 self.phase("crawl")
-                await crawl(self, client)
-                failed = [ep for ep in self.endpoints.values() if ep.error]
-                if failed:
-                    causes = [
-                        (ep.spec.name, (ep.error or "").removeprefix(f"{ep.spec.name}: "))
-                        for ep in failed
-                    ]
-                    raise CrawlFailed("; ".join(merge_endpoint_errors(causes)))
+            await crawl(self, client, forms)
+            failed = [ep for ep in self.endpoints.values() if ep.error]
+            if failed:
+                causes = [
+                    (ep.spec.name, (ep.error or "").removeprefix(f"{ep.spec.name}: "))
+                    for ep in failed
+                ]
+                raise CrawlFailed("; ".join(merge_endpoint_errors(causes)))
+            if crawling:
                 self.save_checkpoint("webform")
             self.phase("webform")
             crashpoint("webform")
-            assert self.conn is not None
             try:
-                result = await webform.update_webform_history(
-                    self.conn, client, cp.run_tag, self.emit, self.cancel, s.concurrency, self._log
-                )
+                result = await forms.finish(client)
             except RunCancelled:
                 raise
             except Exception as exc:  # a failed pass never blocks the swap
@@ -717,6 +724,7 @@ class SnapshotRun:
         assert cp is not None and self.conn is not None
         self.phase("finalize")
         self.save_checkpoint("finalize")
+        drop_state(self.conn)  # the web-form pass's bookkeeping is no table of the snapshot
         self._merge_live_webform_rows()
         self._write_manifest("done")
         crashpoint("finalize")
@@ -1069,6 +1077,7 @@ async def _webform_only_async(
         settings.rate_limit_requests,
         settings.rate_limit_window,
         on_stats=on_event,
+        concurrency=settings.concurrency,
     )
     transport = transport_factory() if transport_factory else None
     conn = sqlite3.connect(settings.db_path, isolation_level="DEFERRED")

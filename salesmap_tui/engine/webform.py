@@ -252,6 +252,9 @@ def _as_id(value: Any) -> str | None:
     return str(value)
 
 
+as_id = _as_id  # an id from the API's JSON as text (None for null, "", bool)
+
+
 def _json_list(value: Any) -> list[Any] | None:
     if value is None:
         return None
@@ -373,6 +376,9 @@ async def update_webform_history(
 ) -> WebformResult:
     """Fetch submissions of the forms allowed people submitted; insert the new ones.
 
+    Every form's chain starts at once; the pacer caps the requests in flight (`concurrency`
+    is kept for callers and no longer used here).
+
     All inserts happen in one transaction, committed at the end: a pass stopped half-way leaves
     `webform_history` as it was. Per-form failures are counted and reported, never swallowed;
     a cancel or a rejected token propagates (after a rollback).
@@ -404,40 +410,38 @@ async def update_webform_history(
     done = 0
     total = len(plan.forms)
     fetched_at = utc_now_iso()
-    sem = asyncio.Semaphore(max(1, concurrency))
 
     def progress() -> None:
         on_event(WebformProgress(done, total, before + inserted, dropped, len(skipped)))
 
     async def one(form_id: str, form_name: str) -> None:
         nonlocal dropped, done, inserted
-        async with sem:
-            try:
-                async for page in client.iter_pages(webform_submit_spec(form_id)):
-                    rows = []
-                    for sub in page.records:
-                        person = _as_id(sub.get("peopleId"))
-                        if person is None:
-                            dropped += 1
-                            continue
-                        if person not in allowed:
-                            continue
-                        rows.append(submission_row(form_id, form_name, sub, run_tag, fetched_at))
-                    inserted += _insert_rows(conn, rows)
-                    crashpoint("webform_page")
-            except ApiError as exc:
-                if exc.status == 400:
-                    skipped.append(form_id)
-                    if log is not None:
-                        log(f"web form {printable(form_id)} skipped: {exc}")
-                else:
-                    errors.append(f"web form {printable(form_id)}: {exc}")
-            except (TokenRejected, RunCancelled):
-                raise
-            except Exception as exc:
+        try:
+            async for page in client.iter_pages(webform_submit_spec(form_id)):
+                rows = []
+                for sub in page.records:
+                    person = _as_id(sub.get("peopleId"))
+                    if person is None:
+                        dropped += 1
+                        continue
+                    if person not in allowed:
+                        continue
+                    rows.append(submission_row(form_id, form_name, sub, run_tag, fetched_at))
+                inserted += _insert_rows(conn, rows)
+                crashpoint("webform_page")
+        except ApiError as exc:
+            if exc.status == 400:
+                skipped.append(form_id)
+                if log is not None:
+                    log(f"web form {printable(form_id)} skipped: {exc}")
+            else:
                 errors.append(f"web form {printable(form_id)}: {exc}")
-            done += 1
-            progress()
+        except (TokenRejected, RunCancelled):
+            raise
+        except Exception as exc:
+            errors.append(f"web form {printable(form_id)}: {exc}")
+        done += 1
+        progress()
 
     progress()
     begin_pass(conn)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import email.utils
 import itertools
 import json
@@ -54,6 +55,7 @@ BAD_GATEWAY = (
 )
 _NUMERIC_KEYS = ("금액", "직원 수", "매출(억)", "성사 확률(%)", "점수")
 _ABORT_MSG = "ASGI callable returned without completing response."
+_ENTRY: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("entry", default=None)
 
 
 class _QuietAbort(logging.Filter):
@@ -104,7 +106,8 @@ class SandboxState:
         self.token_valid = True
         self.latency_ms = float(config.latency_ms)
         self.jitter_ms = float(config.jitter_ms)
-        self.dataset = Dataset(config.seed, config.scale, config.day, config.forms)
+        self.dataset = self._dataset(config.day)
+        self.other_per_window = config.other_per_window
         self.faults_spec = ""
         self.faults: tuple[Fault, ...] = ()
         self.set_faults(config.faults)
@@ -120,10 +123,11 @@ class SandboxState:
         self.by_status: dict[str, int] = {}
         self.fault_counts: dict[str, int] = {}
         self.rate_limited = 0
+        self.other_admitted = 0
+        self.other_rejected = 0
         self.pages_total = 0
-        self.log: deque[tuple[float, float, str, str, str | None, int, str]] = deque(
-            maxlen=max(1, self.config.log_size)
-        )
+        # t, wall, kind, path, cursor, status, fault, done (when the answer left, after latency)
+        self.log: deque[list[Any]] = deque(maxlen=max(1, self.config.log_size))
 
     def reset_stats(self) -> None:
         """Clear counters, the request log and the rate-limit window."""
@@ -131,11 +135,39 @@ class SandboxState:
             self._reset_counters()
             self._window.clear()
 
-    def set_day(self, day: int) -> None:
+    def _dataset(self, day: int) -> Dataset:
         c = self.config
-        dataset = Dataset(c.seed, c.scale, day, c.forms)
+        return Dataset(c.seed, c.scale, day, c.forms, dict(c.counts), c.submissions)
+
+    def set_day(self, day: int) -> None:
+        dataset = self._dataset(day)
         with self.lock:
             self.dataset = dataset
+
+    def set_other_client(self, per_window: int) -> None:
+        """Another client on the same token spends `per_window` requests per window."""
+        with self.lock:
+            self.other_per_window = max(0, per_window)
+
+    async def other_client(self) -> None:
+        """The other client: one request every window / N seconds, through the same limiter.
+
+        Its requests are counted (`other_admitted`, `other_rejected`), not logged: the request
+        log stays the engine's own. Rejected ones are not retried (the next tick comes soon).
+        """
+        next_at = time.monotonic()
+        while True:
+            n = self.other_per_window
+            if n <= 0:
+                await asyncio.sleep(0.05)
+                next_at = time.monotonic()
+                continue
+            next_at += self.config.rate_window_s / n
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            if self._admit(time.monotonic(), other=True) is None:
+                self.other_admitted += 1
+            else:
+                self.other_rejected += 1
 
     def set_faults(self, spec: str) -> None:
         """Replace the fault spec; attempt counters and schema page counts start over."""
@@ -176,13 +208,15 @@ class SandboxState:
             self.by_status[s] = self.by_status.get(s, 0) + 1
             if fault:
                 self.fault_counts[fault] = self.fault_counts.get(fault, 0) + 1
-            self.log.append((mono, wall, kind, path, cursor, status, fault))
+            entry: list[Any] = [mono, wall, kind, path, cursor, status, fault, None]
+            self.log.append(entry)
+        _ENTRY.set(entry)
 
     def request_log(self) -> list[dict[str, Any]]:
         """The kept request log, oldest first."""
         with self.lock:
             entries = list(self.log)
-        keys = ("t", "wall", "kind", "path", "cursor", "status", "fault")
+        keys = ("t", "wall", "kind", "path", "cursor", "status", "fault", "done")
         return [dict(zip(keys, e, strict=True)) for e in entries]
 
     def stats(self) -> dict[str, Any]:
@@ -195,6 +229,9 @@ class SandboxState:
                 "by_status": dict(self.by_status),
                 "faults": dict(self.fault_counts),
                 "rate_limited": self.rate_limited,
+                "other_admitted": self.other_admitted,
+                "other_rejected": self.other_rejected,
+                "other_per_window": self.other_per_window,
                 "pages_served": self.pages_total,
                 "day": self.dataset.day,
                 "scale": self.config.scale,
@@ -219,7 +256,7 @@ class SandboxState:
         return out
 
     # --- the limiter ----------------------------------------------------------------------------
-    def _admit(self, now: float) -> float | None:
+    def _admit(self, now: float, *, other: bool = False) -> float | None:
         """None if admitted, else the seconds until the window frees a slot."""
         limit = self.config.rate_limit
         if limit <= 0:
@@ -230,7 +267,8 @@ class SandboxState:
             while w and w[0] <= now - window:
                 w.popleft()
             if len(w) >= limit:
-                self.rate_limited += 1
+                if not other:
+                    self.rate_limited += 1
                 return max(0.0, w[0] + window - now)
             w.append(now)
             return None
@@ -270,7 +308,20 @@ class SandboxApp:
         self.state = state
 
     async def api(self, request: Request) -> Response:
+        _ENTRY.set(None)
+        response = await self._api(request)
+        entry = _ENTRY.get()
+        if entry is not None:
+            entry[7] = time.monotonic()  # the answer leaves now (the latency has passed)
+        return response
+
+    async def _api(self, request: Request) -> Response:
         mono, wall = time.monotonic(), time.time()
+        # when its bytes came in (the server's protocol notes it), not when this task ran
+        arrived = request.scope.get("state", {}).get("sandbox_arrived")
+        if isinstance(arrived, float) and arrived <= mono:
+            wall -= mono - arrived
+            mono = arrived
         st = self.state
         path = request.url.path
         cursor = request.query_params.get("cursor")
@@ -323,10 +374,12 @@ class SandboxApp:
                 continue
             return await self._fault(f, mono, wall, kind, path, cursor, attempt, dataset, form_id)
         try:
-            body = self._page(dataset, kind, form_id, cursor, loop_fault, schema_fault)
-            if underscore_id:
-                items = body["data"][ENDPOINTS[kind].list_key]
-                body["data"][ENDPOINTS[kind].list_key] = [_underscore_id(r) for r in items]
+            # off the event loop: arrivals are stamped (and the limiter asked) on time while
+            # pages are generated for other requests
+            response = await asyncio.to_thread(
+                self._render, dataset, kind, form_id, cursor, loop_fault, schema_fault,
+                underscore_id,
+            )  # fmt: skip
         except UnknownForm:
             st._count(mono, wall, kind, path, cursor, 400)
             return await self._delayed(
@@ -351,7 +404,23 @@ class SandboxApp:
             if on
         )
         st._count(mono, wall, kind, path, cursor, 200, fault_names.strip())
-        return await self._delayed(_json(body), path, cursor, attempt)
+        return await self._delayed(response, path, cursor, attempt)
+
+    def _render(
+        self,
+        dataset: Dataset,
+        kind: str,
+        form_id: str | None,
+        cursor: str | None,
+        loop_fault: bool,
+        schema_fault: bool,
+        underscore_id: bool,
+    ) -> Response:
+        body = self._page(dataset, kind, form_id, cursor, loop_fault, schema_fault)
+        if underscore_id:
+            items = body["data"][ENDPOINTS[kind].list_key]
+            body["data"][ENDPOINTS[kind].list_key] = [_underscore_id(r) for r in items]
+        return _json(body)
 
     @staticmethod
     def _too_many(seconds: float) -> dict[str, Any]:
@@ -493,6 +562,14 @@ class SandboxApp:
         self.state.set_token_valid(True)
         return _json({"ok": True, "token_valid": True})
 
+    async def other(self, request: Request) -> Response:
+        try:
+            n = int(request.query_params.get("per_window", "0"))
+        except ValueError as exc:
+            return _json({"ok": False, "error": str(exc)}, 400)
+        self.state.set_other_client(n)
+        return _json({"ok": True, "other_per_window": n})
+
     async def latency(self, request: Request) -> Response:
         try:
             ms = float(request.query_params.get("ms", "0"))
@@ -511,7 +588,9 @@ def build_app(state: SandboxState) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.loop = asyncio.get_running_loop()
         state.stopping = asyncio.Event()
+        other = asyncio.create_task(state.other_client())
         yield
+        other.cancel()
         state.stopping.set()
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -524,6 +603,7 @@ def build_app(state: SandboxState) -> Starlette:
         Route("/_sandbox/revoke", handlers.revoke, methods=["POST"]),
         Route("/_sandbox/restore", handlers.restore, methods=["POST"]),
         Route("/_sandbox/latency", handlers.latency, methods=["POST"]),
+        Route("/_sandbox/other", handlers.other, methods=["POST"]),
         Route("/{path:path}", handlers.api, methods=methods),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -10,6 +10,7 @@ import threading
 from types import FrameType
 
 from salesmap_tui.sandbox.config import SandboxConfig
+from salesmap_tui.sandbox.data import PAGINATED
 from salesmap_tui.sandbox.faults import FAULT_NAMES, FaultSpecError, parse_faults
 
 __all__ = ["FAULTS_HELP", "add_arguments", "run"]
@@ -50,6 +51,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--forms", type=int, default=d.forms, help=f"number of web forms ({d.forms})"
     )
     parser.add_argument(
+        "--counts",
+        default="",
+        metavar="LIST=N,...",
+        help="day-1 records of some lists instead of --scale, e.g. deal=2000,lead=400",
+    )
+    parser.add_argument(
+        "--submissions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="day-1 submissions of every web form (default: seeded from --scale)",
+    )
+    parser.add_argument(
+        "--other-client",
+        type=int,
+        default=0,
+        metavar="N",
+        help="another client on the same token spends N requests per rate window (0)",
+    )
+    parser.add_argument(
         "--latency-ms", type=float, default=0.0, help="delay added to every API response (0)"
     )
     parser.add_argument(
@@ -83,6 +104,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def parse_counts(spec: str) -> tuple[tuple[str, int], ...]:
+    """`deal=2000,lead=400` → (("deal", 2000), ("lead", 400)); ValueError names a bad item."""
+    out = []
+    for item in (x.strip() for x in spec.split(",")):
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or name not in PAGINATED or not value.isdigit():
+            raise ValueError(f"{item!r} (want LIST=N with LIST one of {', '.join(PAGINATED)})")
+        out.append((name, int(value)))
+    return tuple(out)
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 on bad options or a busy port."""
     try:
@@ -92,6 +126,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.scale < 0 or args.day < 1 or args.forms < 0:
         print("sandbox: --scale and --forms must be >= 0, --day >= 1", file=sys.stderr)
+        return 2
+    try:
+        counts = parse_counts(args.counts)
+    except ValueError as exc:
+        print(f"sandbox: bad --counts: {exc}", file=sys.stderr)
+        return 2
+    if (args.submissions is not None and args.submissions < 0) or args.other_client < 0:
+        print("sandbox: --submissions and --other-client must be >= 0", file=sys.stderr)
         return 2
     config = SandboxConfig(
         seed=args.seed,
@@ -106,8 +148,15 @@ def run(args: argparse.Namespace) -> int:
         hint_scale=args.hint_scale,
         faults=args.faults,
         forms=args.forms,
+        counts=counts,
+        submissions=args.submissions,
+        other_per_window=args.other_client,
     )
     from salesmap_tui.sandbox.server import SandboxServer  # uvicorn: only when serving
+
+    # pages are generated on worker threads; hand the GIL back to the event loop often, so
+    # an arrival is stamped within a millisecond or so even while pages are being built
+    sys.setswitchinterval(0.001)
 
     server = SandboxServer(config, host=args.host, port=args.port)
     try:

@@ -23,4 +23,8 @@ class SandboxConfig:
     hint_scale: float = 1.0  # multiplies the wait hint in 429 bodies
     faults: str = ""  # fault spec, see salesmap_tui.sandbox.faults
     forms: int = 8  # existing web forms
+    # day-1 records per list endpoint where it differs from `scale`: (("deal", 2000), ...)
+    counts: tuple[tuple[str, int], ...] = ()
+    submissions: int | None = None  # day-1 submissions of every form (None: seeded, by scale)
+    other_per_window: int = 0  # requests another client on the token spends per window
     log_size: int = 200_000  # request-log entries kept

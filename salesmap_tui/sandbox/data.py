@@ -218,13 +218,31 @@ def _stage_key(stage: str, pipeline: str) -> str:
 class Dataset:
     """The deterministic workspace for one (seed, scale, day, forms)."""
 
-    def __init__(self, seed: int = 1, scale: int = 200, day: int = 1, forms: int = 8) -> None:
+    def __init__(
+        self,
+        seed: int = 1,
+        scale: int = 200,
+        day: int = 1,
+        forms: int = 8,
+        counts: dict[str, int] | None = None,
+        submissions: int | None = None,
+    ) -> None:
         if scale < 0 or day < 1 or forms < 0:
             raise ValueError("scale and forms must be >= 0 and day >= 1")
+        counts = dict(counts or {})
+        unknown = set(counts) - set(PAGINATED)
+        if unknown or any(n < 0 for n in counts.values()):
+            raise ValueError(f"counts are for {', '.join(PAGINATED)}, each >= 0 (got {counts})")
+        if submissions is not None and submissions < 0:
+            raise ValueError("submissions must be >= 0")
         self.seed = seed
         self.scale = scale
         self.day = day
         self.n_forms = forms
+        # day-1 records of a list where it is not `scale` (shapes for benchmarks); references
+        # and timestamps still follow `scale`
+        self.counts = counts
+        self.n_submissions = submissions
         self.growth = max(1, scale // 20)
         self._id_cache: dict[tuple[str, int], str] = {}
         self._tags = {name: tag(name) for name in (*ENDPOINTS, "pipeline", "stage", "form")}
@@ -288,7 +306,7 @@ class Dataset:
     def count(self, endpoint: str) -> int:
         """How many records `endpoint` lists on this day."""
         if endpoint in PAGINATED:
-            return self.scale + (self.day - 1) * self.growth
+            return self.counts.get(endpoint, self.scale) + (self.day - 1) * self.growth
         if endpoint == "user":
             return max(1, min(self.scale, 30))
         if endpoint == "team":
@@ -655,6 +673,8 @@ class Dataset:
 
     def _sub_base(self, form: int) -> tuple[int, int]:
         """(day-1 submissions, submissions added per later day) of form `form`."""
+        if self.n_submissions is not None:
+            return self.n_submissions, max(1, self.n_submissions // 10)
         if form == self.n_forms - 1 and self.n_forms > 1:
             return 0, 0  # one form never gets any submission: it answers []
         x = h(self.seed, tag("sub-count"), form)

@@ -9,11 +9,32 @@ from types import TracebackType
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from salesmap_tui.sandbox.app import SandboxState, build_app
 from salesmap_tui.sandbox.config import SandboxConfig
 
-__all__ = ["SandboxServer"]
+__all__ = ["ARRIVED_KEY", "SandboxServer"]
+
+ARRIVED_KEY = "sandbox_arrived"
+
+
+class _StampingH11(H11Protocol):
+    """uvicorn's h11 protocol, noting when a request's bytes came in.
+
+    The request log's arrival times are taken here rather than in the handler: a handler runs
+    as a task of its own, queued behind whatever the server is busy with (generating other
+    pages), and pacing measured from there would show gaps the client never made.
+    """
+
+    def data_received(self, data: bytes) -> None:
+        arrived = time.monotonic()
+        before = getattr(self, "scope", None)
+        super().data_received(data)
+        scope = getattr(self, "scope", None)
+        if scope is not None and scope is not before:
+            state = scope.setdefault("state", {})
+            state.setdefault(ARRIVED_KEY, arrived)
 
 
 class SandboxServer:
@@ -71,7 +92,7 @@ class SandboxServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
-            http="h11",
+            http=_StampingH11,
             ws="none",
             lifespan="on",
             log_level="warning",

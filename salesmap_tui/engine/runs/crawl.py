@@ -1,4 +1,4 @@
-"""Crawl scheduling: every endpoint's cursor chain under one pacer, pages committed as they come.
+"""Crawl scheduling: every cursor chain at once under one pacer, pages committed as they come.
 
 A page is written and committed before the checkpoint may move past it; the run that owns the
 crawl (`SnapshotRun`) supplies the settings, the endpoints' states and the reporting callbacks.
@@ -16,8 +16,9 @@ from salesmap_tui.config import Settings
 from salesmap_tui.engine.checkpoint import EndpointCheckpoint
 from salesmap_tui.engine.client import SalesmapClient
 from salesmap_tui.engine.crashpoints import crashpoint
-from salesmap_tui.engine.endpoints import LEAD, EndpointSpec
+from salesmap_tui.engine.endpoints import LEAD, PEOPLE, EndpointSpec
 from salesmap_tui.engine.errors import RunCancelled, SalesmapTuiError, TokenRejected
+from salesmap_tui.engine.runs.webform_pass import WebformPass
 from salesmap_tui.engine.writer import TableWriter
 
 PAGE_SIZE_GUESS = {LEAD.name: 10}
@@ -59,27 +60,27 @@ class CrawlHost(Protocol):
     def save_checkpoint(self, phase: str | None = None) -> None: ...
 
 
-async def crawl(host: CrawlHost, client: SalesmapClient) -> None:
-    """Fetch every endpoint not done yet; an endpoint's failure is recorded on it (`error`)."""
+async def crawl(host: CrawlHost, client: SalesmapClient, forms: WebformPass | None = None) -> None:
+    """Every chain at once: the lists, /user, /team and, with `forms`, the form list and each
+    form's submissions. The pacer hands out send slots (longest remaining chain first) and caps
+    requests in flight; an endpoint's failure is recorded on it (`error`)."""
     todo = [ep for ep in host.endpoints.values() if not ep.state.done]
     for ep in host.endpoints.values():
         host.progress(ep, "done" if ep.state.done else "waiting")
     todo.sort(key=lambda ep: ep.chain_guess, reverse=True)
-    sem = asyncio.Semaphore(host.settings.concurrency)
-
-    async def one(ep: Endpoint) -> None:
-        async with sem:
-            await crawl_endpoint(host, client, ep)
-
     try:
         async with asyncio.TaskGroup() as group:
+            if forms is not None:
+                group.create_task(forms.run(client, group))
             for ep in todo:
-                group.create_task(one(ep))
+                group.create_task(crawl_endpoint(host, client, ep, forms))
     except BaseExceptionGroup as eg:
         raise eg.exceptions[0] from None
 
 
-async def crawl_endpoint(host: CrawlHost, client: SalesmapClient, ep: Endpoint) -> None:
+async def crawl_endpoint(
+    host: CrawlHost, client: SalesmapClient, ep: Endpoint, forms: WebformPass | None = None
+) -> None:
     assert ep.writer is not None
     ep.started = time.monotonic()
     host.progress(ep, "fetching")
@@ -99,6 +100,8 @@ async def crawl_endpoint(host: CrawlHost, client: SalesmapClient, ep: Endpoint) 
                 if host.cancel.is_set():
                     raise RunCancelled("cancelled")
                 commit_page(host, ep, page.records, page.next_cursor)
+                if forms is not None and ep.spec.name == PEOPLE.name:
+                    forms.discover(page.records)  # their forms start now, not after the crawl
         ep.state.done = True
         host.progress(ep, "done")
         host.write_log(f"{ep.spec.name}: done, {ep.state.pages} pages, {ep.state.rows} rows")

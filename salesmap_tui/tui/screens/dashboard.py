@@ -28,6 +28,7 @@ from salesmap_tui.engine.events import (
     RunResult,
     RunStarted,
     WebformProgress,
+    WorkspacePaused,
 )
 from salesmap_tui.tui.format import (
     age,
@@ -202,6 +203,10 @@ class DashboardScreen(Screen[None]):
             row = self.row(event.endpoint)
             if row is not None:
                 row.backing_off(event.wait_s, self.sapp.now())
+            return
+        elif isinstance(event, WorkspacePaused):
+            # once per pause: every request of the workspace holds off, not only this one
+            self._log_line("workspace paused", f"{event.wait_s:.1f} s ({event.status})")
             return
         elif isinstance(event, RequestStats):
             self.stats = event
