@@ -23,18 +23,23 @@ class _StampingH11(H11Protocol):
     """uvicorn's h11 protocol, noting when a request's bytes came in.
 
     The request log's arrival times are taken here rather than in the handler: a handler runs
-    as a task of its own, queued behind whatever the server is busy with (generating other
-    pages), and pacing measured from there would show gaps the client never made.
+    as a task of its own, queued behind whatever the server is busy with, and a request that
+    comes on a keep-alive connection before the previous answer's cycle has closed is parsed
+    only then. Pacing measured from either would show gaps the client never made.
     """
 
+    _data_at: float | None = None
+
     def data_received(self, data: bytes) -> None:
-        arrived = time.monotonic()
-        before = getattr(self, "scope", None)
+        self._data_at = time.monotonic()
         super().data_received(data)
+
+    def handle_events(self) -> None:
+        before = getattr(self, "scope", None)
+        super().handle_events()
         scope = getattr(self, "scope", None)
-        if scope is not None and scope is not before:
-            state = scope.setdefault("state", {})
-            state.setdefault(ARRIVED_KEY, arrived)
+        if scope is not None and scope is not before and self._data_at is not None:
+            scope.setdefault("state", {}).setdefault(ARRIVED_KEY, self._data_at)
 
 
 class SandboxServer:
