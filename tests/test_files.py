@@ -64,7 +64,7 @@ def test_replace_success_keeps_dst_mode(tmp_path: Path) -> None:
     dst.write_bytes(b"old")
     os.chmod(dst, 0o640)  # a dashboard user was granted read
     out = replace_file_with_retry(src, dst, tmp_path / "live_TAG.db", sleep=lambda s: None)
-    assert out == ReplaceOutcome(replaced=True, final_path=dst, fallback_path=None)
+    assert out == ReplaceOutcome(replaced=True, final_path=dst, fallback_path=None, method="rename")
     assert dst.read_bytes() == b"new" and not src.exists()
     assert mode(dst) == 0o640
 

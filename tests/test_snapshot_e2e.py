@@ -180,7 +180,8 @@ def test_forced_replace_failure_falls_back(settings, monkeypatch):
 
     failing = functools.partial(files.replace_file_with_retry, replace=refuse, sleep=lambda s: None)
     monkeypatch.setattr(snapshot, "replace_file_with_retry", failing)
-    result, _ = run(settings)
+    # --swap rename: with auto a refused rename is followed by the in-place copy
+    result, _ = run(settings.replace(swap="rename"))
     assert result.exit_code == 3 and result.status == "fallback"
     assert not result.replaced
     fallback = settings.db_path.with_name(f"salesmap_latest_{result.run_tag}.db")

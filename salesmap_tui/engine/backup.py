@@ -16,12 +16,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from salesmap_tui.config import FILE_MODE, Settings
+from salesmap_tui.config import Settings
 from salesmap_tui.engine.checkpoint import CheckpointManager
 from salesmap_tui.engine.crashpoints import crashpoint
 from salesmap_tui.engine.errors import BadBackup, UsageError
 from salesmap_tui.engine.events import BackupMade, EngineWarning, EventSink
-from salesmap_tui.engine.files import ensure_private_dir, fsync_dir, fsync_file, open_private
+from salesmap_tui.engine.files import (
+    ensure_private_dir,
+    fsync_dir,
+    fsync_file,
+    open_private,
+    recover_db,
+    replace_file_with_retry,
+    swap_mode,
+)
 from salesmap_tui.engine.runtag import is_run_tag, new_run_tag, utc_now_iso
 
 CHUNK = 1024 * 1024
@@ -326,28 +334,28 @@ def restore_backup(
         try:
             if not temp.is_file():
                 raise BadBackup(f"the verified copy {temp} is gone; verify the backup again")
+            # a kill mid in-place swap leaves a hot journal: SQLite rolls it back first
+            recover_db(db_path)
             if db_path.exists():
                 safety = settings.backup_path(run_tag)
                 size = make_backup(db_path, safety)
                 on_event(BackupMade(path=str(safety), size_bytes=size))
-                # a stale -wal next to the live path would be replayed into the restored file;
-                # its content is in the safety backup just made
-                _remove(db_path.with_name(db_path.name + "-wal"))
-                _remove(db_path.with_name(db_path.name + "-shm"))
-                mode = stat.S_IMODE(db_path.stat().st_mode)
-            else:
-                mode = FILE_MODE
-            os.chmod(temp, mode)
             fsync_file(temp)
             # before the swap: a kill right after it must not leave a checkpoint that a
             # nightly --resume would revive over the restored data
             superseded = supersede_checkpoints(settings, verified.backup_path)
+            # the same swap as a snapshot's: readers with the DB open see the restored data,
+            # and no -wal/-journal of the replaced DB is ever left beside it
             try:
-                os.replace(temp, db_path)
+                outcome = replace_file_with_retry(
+                    temp, db_path, None, mode=swap_mode(settings.swap), log=None
+                )
+                if not outcome.replaced:
+                    holders = f" (held by {', '.join(outcome.holders)})" if outcome.holders else ""
+                    raise OSError(f"could not swap the restored DB in: {outcome.error}{holders}")
             except BaseException:
                 CheckpointManager(settings.checkpoint_dir).clear_superseded(superseded)
                 raise
-            fsync_dir(db_path.parent)
         except BaseException as exc:
             _remove(temp, *_sidecars(temp))
             with contextlib.suppress(Exception):

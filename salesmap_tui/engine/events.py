@@ -168,6 +168,7 @@ class RunResult:
     errors: tuple[str, ...]
     webform: WebformResult | None
     message: str  # one human sentence: what happened, what was kept, what to do next
+    swap: str | None = None  # how the new DB went live: "rename" | "in-place" (None: it did not)
 
 
 @dataclass(frozen=True)

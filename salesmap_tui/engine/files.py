@@ -1,7 +1,9 @@
 """File helpers: private files/dirs, fsync, atomic writes, lock-holder lookup, and the DB swap.
 
-`replace_file_with_retry` is the seed's name for the tmp → live DB swap: retried `os.replace`,
-then a fallback file next to the live DB, never a half-written live DB.
+`replace_file_with_retry` is the seed's name for the tmp → live DB swap (CONTRACT.md "Swap and
+readers"): a rename (`os.replace`, retried) or an in-place copy through SQLite's backup API,
+then a fallback file next to the live DB; never a half-written live DB, never an old
+`-wal`/`-shm`/`-journal` beside a new one.
 """
 
 from __future__ import annotations
@@ -10,14 +12,16 @@ import contextlib
 import os
 import secrets
 import shutil
+import sqlite3
 import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
+from urllib.request import pathname2url
 
-from salesmap_tui.config import DIR_MODE, FILE_MODE, REPLACE_TRIES
+from salesmap_tui.config import DIR_MODE, FILE_MODE, INPLACE_BUSY_TIMEOUT, REPLACE_TRIES
 from salesmap_tui.engine.crashpoints import crashpoint
 
 
@@ -123,6 +127,122 @@ def find_lock_holders(path: Path) -> list[str]:
         return []
 
 
+SwapMode = Literal["auto", "rename", "in-place"]
+SIDECAR_SUFFIXES = ("-wal", "-shm", "-journal")
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+def swap_mode(value: str) -> SwapMode:
+    """The `--swap` setting as a `SwapMode` (anything unknown is `auto`)."""
+    if value == "rename":
+        return "rename"
+    if value == "in-place":
+        return "in-place"
+    return "auto"
+
+
+def sidecars(path: Path) -> list[Path]:
+    """The `-wal`/`-shm`/`-journal` files that exist beside `path`."""
+    return [p for p in (path.with_name(path.name + s) for s in SIDECAR_SUFFIXES) if p.exists()]
+
+
+def _uri(path: Path, mode: str) -> str:
+    return f"file:{pathname2url(str(path.absolute()))}?mode={mode}"
+
+
+def recover_db(path: Path, timeout_s: float = 5.0) -> list[Path]:
+    """Let SQLite itself recover what a killed writer left beside `path`; returns what is left.
+
+    A hot `-journal` holds the only copy of the pages that make the DB consistent again: it is
+    never deleted by hand. Opening the DB read-write and reading rolls it back (a read-only
+    reader cannot, and fails with "attempt to write a readonly database" until then). A journal
+    SQLite does not count as hot (its header never reached the disk) is removed while holding
+    an exclusive lock, which proves no transaction owns it. A `-wal` is left to SQLite.
+    """
+    if not path.is_file() or not sidecars(path):
+        return sidecars(path)
+    journal = path.with_name(path.name + "-journal")
+    try:
+        conn = sqlite3.connect(_uri(path, "rw"), uri=True, timeout=timeout_s, isolation_level=None)
+    except sqlite3.Error:
+        return sidecars(path)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        if mode != "wal" and journal.exists():
+            conn.execute("BEGIN EXCLUSIVE")
+            try:
+                # with the exclusive lock held SQLite has rolled back any hot journal: what is
+                # left belongs to no transaction
+                journal.unlink(missing_ok=True)
+            finally:
+                conn.execute("COMMIT")
+    except (sqlite3.Error, OSError):
+        pass
+    finally:
+        conn.close()
+    return sidecars(path)
+
+
+class InPlaceFailed(OSError):
+    """The in-place copy did not happen; the live DB is as it was (SQLite rolled it back)."""
+
+
+def copy_in_place(
+    src: Path,
+    dst: Path,
+    *,
+    busy_timeout_s: float = INPLACE_BUSY_TIMEOUT,
+    steps: int = 8,
+) -> None:
+    """Copy the SQLite DB `src` over the live DB `dst` in one write transaction (backup API).
+
+    Connections held open on `dst` see the new snapshot on their next query, in rollback-journal
+    and in WAL mode alike; `dst` keeps its inode, mode and journal mode, and an open file (as on
+    Windows) is no obstacle. Readers in the middle of a query are waited for up to
+    `busy_timeout_s`. A kill midway leaves SQLite's own journal (or uncommitted WAL frames):
+    the next connection rolls it back to the old snapshot.
+    """
+    try:
+        source = sqlite3.connect(_uri(src, "ro"), uri=True)
+    except sqlite3.Error as exc:
+        raise InPlaceFailed(f"cannot open {src}: {exc}") from None
+    try:
+        target = sqlite3.connect(_uri(dst, "rw"), uri=True, timeout=busy_timeout_s)
+    except sqlite3.Error as exc:
+        source.close()
+        raise InPlaceFailed(f"cannot open {dst} to copy into it: {exc}") from None
+    try:
+        target.execute("PRAGMA synchronous=FULL")
+        total = int(source.execute("PRAGMA page_count").fetchone()[0])
+        deadline = time.monotonic() + busy_timeout_s
+
+        def progress(status: int, remaining: int, _total: int) -> None:
+            if remaining:
+                # inside the one write transaction: the journal holds the old pages
+                crashpoint("inplace_step")
+            if status in (_SQLITE_BUSY, _SQLITE_LOCKED) and time.monotonic() > deadline:
+                raise InPlaceFailed(
+                    f"{dst} stayed busy for {busy_timeout_s:.0f} s (a reader holds a "
+                    "transaction open)"
+                )
+
+        crashpoint("inplace_begin")
+        source.backup(
+            target, pages=max(1, -(-total // max(steps, 1))), progress=progress, sleep=0.05
+        )
+        crashpoint("inplace_copied")
+        if str(target.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            # the new pages into the file itself; readers that still need old frames keep them
+            target.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    except sqlite3.Error as exc:
+        raise InPlaceFailed(f"could not copy {src} into {dst}: {exc}") from None
+    finally:
+        target.close()
+        source.close()
+    fsync_file(dst)
+
+
 @dataclass(frozen=True)
 class ReplaceOutcome:
     replaced: bool
@@ -130,67 +250,146 @@ class ReplaceOutcome:
     fallback_path: Path | None  # where the new file went when the swap failed
     holders: list[str] = field(default_factory=list)
     error: str | None = None
+    method: Literal["rename", "in-place"] | None = None  # how the new DB went live
 
 
 def replace_file_with_retry(
     src: Path,
     dst: Path,
-    fallback: Path,
+    fallback: Path | None,
     *,
+    mode: SwapMode = "rename",
     tries: int = REPLACE_TRIES,
     delay_s: float = 0.5,
     replace: Callable[[Path, Path], None] = os.replace,
     copy: Callable[[Path, Path], object] = shutil.copy2,
+    in_place: Callable[[Path, Path], None] = copy_in_place,
+    holders_of: Callable[[Path], list[str]] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     log: Callable[[str], None] | None = None,
 ) -> ReplaceOutcome:
-    """Swap `src` into `dst` with up to `tries` attempts; else park it at `fallback`.
+    """Swap `src` into `dst` (CONTRACT.md "Swap and readers"); else park it at `fallback`.
 
-    On failure `dst` is left untouched. Any OSError (a Windows share lock, EACCES, EBUSY, ...)
-    takes the retry path.
+    `rename`: `os.replace` up to `tries` times, refused while `dst` has sidecars SQLite cannot
+    clear (an old `-wal` beside a renamed-in file would be applied to it). `in-place`:
+    `copy_in_place`. `auto`: in place when `dst` is open in another process or has sidecars,
+    else a rename, and in place when the rename fails. On failure `dst` is left as it was and
+    any OSError (a Windows share lock, EACCES, EBUSY, ...) takes the next way; with no
+    `fallback` the new DB stays at `src`.
     """
-    _match_mode(src, dst)
-    last_error: OSError | None = None
-    for attempt in range(1, max(tries, 1) + 1):
-        try:
-            replace(src, dst)
-        except OSError as exc:
-            last_error = exc
-            if attempt < tries:
-                sleep(delay_s)
-            continue
-        crashpoint("replaced")
-        fsync_dir(dst.parent)
-        return ReplaceOutcome(replaced=True, final_path=dst, fallback_path=None)
+    find_holders = holders_of or find_lock_holders
+    errors: list[str] = []
+    holders: list[str] = []
+    if dst.exists():
+        left = recover_db(dst)
+        if mode == "auto":
+            holders = find_holders(dst)
+            if holders or left:
+                why = f"open in {', '.join(holders)}" if holders else "has " + _names(left)
+                _say(log, f"swap in place: {dst} {why}")
+                mode = "in-place"
+        if mode == "rename" and left:
+            errors.append(
+                f"{dst} has {_names(left)} that SQLite could not clear (another process has it "
+                "open in WAL mode?): renaming a new DB beside them would corrupt it"
+            )
+    if mode in ("rename", "auto") and not errors:
+        _match_mode(src, dst)
+        failure = _rename(src, dst, tries, delay_s, replace, sleep)
+        if failure is None:
+            crashpoint("replaced")
+            fsync_dir(dst.parent)
+            return ReplaceOutcome(True, dst, None, method="rename")
+        errors.append(f"could not replace {dst} after {tries} tries: {failure}")
+        if mode == "auto" and dst.is_file():
+            mode = "in-place"
+    if mode == "in-place":
+        if not dst.is_file():
+            errors.append(f"cannot copy into {dst}: it is not a file")
+        else:
+            try:
+                in_place(src, dst)
+            except OSError as exc:
+                errors.append(str(exc))
+            else:
+                with contextlib.suppress(OSError):
+                    src.unlink()
+                fsync_dir(src.parent)
+                return ReplaceOutcome(True, dst, None, method="in-place")
 
-    holders = find_lock_holders(dst)
-    error = f"could not replace {dst} after {tries} tries: {last_error}"
-    parked: Path | None = None
+    holders = holders or find_holders(dst)
+    parked = None if fallback is None else _park(src, fallback, replace, copy, errors)
+    error = "; ".join(errors)
+    who = ", ".join(holders) if holders else "no process found holding it"
+    where = f"new DB kept at {parked}" if parked else f"new DB left at {src}"
+    _say(log, f"{error}; {where}; live DB left as it was; holders of {dst}: {who}")
+    return ReplaceOutcome(
+        replaced=False, final_path=dst, fallback_path=parked, holders=holders, error=error
+    )
+
+
+def park_fallback(src: Path, fallback: Path) -> Path:
+    """Move a held-back or unswappable snapshot to `fallback` (rename, else copy); its path."""
+    errors: list[str] = []
+    parked = _park(src, fallback, os.replace, shutil.copy2, errors)
+    if parked is None:
+        raise OSError(errors[-1])
+    return parked
+
+
+def _park(
+    src: Path,
+    fallback: Path,
+    replace: Callable[[Path, Path], None],
+    copy: Callable[[Path, Path], object],
+    errors: list[str],
+) -> Path | None:
     try:
         # the injected `replace` again: a lock on dst usually does not stop a rename elsewhere
         replace(src, fallback)
-        parked = fallback
     except OSError as rename_exc:
         try:
             copy(src, fallback)
             fsync_file(fallback)
-            parked = fallback
             with contextlib.suppress(OSError):
                 src.unlink()
         except OSError as copy_exc:
-            error += (
-                f"; could not move it to {fallback} either "
+            errors.append(
+                f"could not move it to {fallback} either "
                 f"(rename: {rename_exc}; copy: {copy_exc}); the new DB is still at {src}"
             )
-    if parked is not None:
-        fsync_dir(fallback.parent)
+            return None
+    fsync_dir(fallback.parent)
+    return fallback
+
+
+def _rename(
+    src: Path,
+    dst: Path,
+    tries: int,
+    delay_s: float,
+    replace: Callable[[Path, Path], None],
+    sleep: Callable[[float], None],
+) -> OSError | None:
+    last_error: OSError | None = None
+    for attempt in range(1, max(tries, 1) + 1):
+        try:
+            replace(src, dst)
+            return None
+        except OSError as exc:
+            last_error = exc
+            if attempt < tries:
+                sleep(delay_s)
+    return last_error
+
+
+def _names(paths: list[Path]) -> str:
+    return ", ".join(p.name for p in paths)
+
+
+def _say(log: Callable[[str], None] | None, message: str) -> None:
     if log is not None:
-        who = ", ".join(holders) if holders else "no process found holding it"
-        where = f"new DB kept at {parked}" if parked else f"new DB left at {src}"
-        log(f"{error}; {where}; live DB left as it was; holders of {dst}: {who}")
-    return ReplaceOutcome(
-        replaced=False, final_path=dst, fallback_path=parked, holders=holders, error=error
-    )
+        log(message)
 
 
 def _match_mode(src: Path, dst: Path) -> None:

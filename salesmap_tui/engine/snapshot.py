@@ -64,7 +64,13 @@ from salesmap_tui.engine.events import (
     WorkspacePaused,
     events_path_for,
 )
-from salesmap_tui.engine.files import ensure_private_dir, fsync_file, replace_file_with_retry
+from salesmap_tui.engine.files import (
+    ensure_private_dir,
+    fsync_file,
+    recover_db,
+    replace_file_with_retry,
+    swap_mode,
+)
 from salesmap_tui.engine.history import append_history, close_stale_running, make_record
 from salesmap_tui.engine.lock import RunLock
 from salesmap_tui.engine.pacer import shared_pacer
@@ -226,6 +232,7 @@ class SnapshotRun:
         self.endpoints: dict[str, Endpoint] = {}
         self.started_mono = time.monotonic()
         self._pending_warnings: list[str] = []  # found before the run log exists
+        self.swap_method: str | None = None
 
     # --- events --------------------------------------------------------------------------------
     def emit(self, event: EngineEvent) -> None:
@@ -314,6 +321,9 @@ class SnapshotRun:
         lock = RunLock(settings.lock_path)
         lock.acquire()
         try:
+            # a kill mid in-place swap leaves a hot journal: SQLite rolls it back before anything
+            # reads the live DB read-only (which it could not do with the journal there)
+            recover_db(settings.db_path)
             try:
                 close_stale(settings)
             except OSError as exc:
@@ -771,10 +781,15 @@ class SnapshotRun:
         self.save_checkpoint("swap")
         crashpoint("swap")
         outcome = replace_file_with_retry(
-            Path(cp.temp_db_path), s.db_path, s.fallback_db_path(cp.run_tag), log=self.warn
+            Path(cp.temp_db_path),
+            s.db_path,
+            s.fallback_db_path(cp.run_tag),
+            mode=swap_mode(s.swap),
+            log=self._log,
         )
         if outcome.replaced:
-            self._log(f"swap: {cp.temp_db_path} -> {s.db_path}")
+            self.swap_method = outcome.method
+            self._log(f"swap ({outcome.method}): {cp.temp_db_path} -> {s.db_path}")
             return True, None
         why = outcome.error or "replace failed"
         holders = f" (held by {', '.join(outcome.holders)})" if outcome.holders else ""
@@ -865,6 +880,7 @@ class SnapshotRun:
             errors=tuple(self.errors),
             webform=wf,
             message=message + self._log_trouble(),
+            swap=self.swap_method,
         )
 
     def _log_trouble(self) -> str:
@@ -940,6 +956,7 @@ def result_record(result: RunResult) -> dict[str, Any]:
         error_count=len(result.errors),
         errors=list(result.errors),
         webform=result.webform.as_dict() if result.webform else None,
+        swap=result.swap,
     )
 
 
@@ -968,6 +985,7 @@ def run_webform_only(
     lock = RunLock(settings.lock_path)
     lock.acquire()
     try:
+        recover_db(db)
         close_stale(settings)
         tag = new_run_tag()
         started = utc_now_iso()
@@ -1087,5 +1105,22 @@ async def _webform_only_async(
             return await webform.update_webform_history(
                 conn, client, tag, on_event, cancel, settings.concurrency, log
             )
+    finally:
+        _close_leaving_no_frames(conn, log)
+
+
+def _close_leaving_no_frames(conn: sqlite3.Connection, log: Callable[[str], None]) -> None:
+    """Close a connection to the live DB so no WAL frames stay behind (a rename swap would
+    otherwise leave them beside a new file); the journal mode stays the one found."""
+    try:
+        if conn.in_transaction:
+            conn.rollback()
+        mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        if mode == "wal":
+            busy, frames, moved = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                log(f"WAL checkpoint of the live DB incomplete: {moved} of {frames} frames")
+    except sqlite3.Error as exc:
+        log(f"WAL checkpoint of the live DB failed: {exc}")
     finally:
         conn.close()

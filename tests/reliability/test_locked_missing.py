@@ -123,7 +123,8 @@ def test_swap_refused_falls_back_and_names_the_holder(ws: Workspace, monkeypatch
             files.replace_file_with_retry, replace=_refuse_live(ws.db), sleep=lambda s: None
         )
         monkeypatch.setattr(snapshot, "replace_file_with_retry", failing)
-        result = run(ws.settings())
+        # --swap rename: auto would copy in place (the holder has the file open)
+        result = run(ws.settings(swap="rename"))
     finally:
         holder.kill()
         holder.wait()
@@ -150,7 +151,7 @@ def test_swap_and_fallback_both_refused_keep_the_temp_db(ws: Workspace, monkeypa
         files.replace_file_with_retry, replace=refuse, copy=refuse, sleep=lambda s: None
     )
     monkeypatch.setattr(snapshot, "replace_file_with_retry", failing)
-    result = run(ws.settings())
+    result = run(ws.settings(swap="rename"))
     ws.assert_untouched()
     assert not result.replaced and result.exit_code != 0
     # the new snapshot must still exist somewhere the result names
