@@ -10,10 +10,15 @@ then a last `--resume` that must finish. A kill is
 - `any:N` — the Nth crash point of any name,
 - `@T` — a SIGKILL from outside after T seconds (a truly arbitrary instant; timing-dependent).
 
-After every kill: the live DB passes `PRAGMA integrity_check`, holds exactly the old or the new
-snapshot, has no journal next to it, and the old backup is byte-identical. After the last run:
-exit 0, the live DB equals an uninterrupted run's, no duplicate ids, every run tag's last history
-record is terminal, and every checkpoint of a finished run is marked done.
+A case may also start with `--swap=in-place` (every run of the case swaps in place, through
+SQLite's backup API); without it the runs use the default (`auto`, here a rename).
+
+After every kill: the live DB, as any read-write SQLite client opens it (which rolls back a hot
+journal a kill mid in-place swap left), passes `PRAGMA integrity_check` and holds exactly the
+old or the new snapshot; no `-wal`/`-shm` is beside it, and the old backup is byte-identical.
+After the last run: exit 0, the live DB equals an uninterrupted run's with no journal beside it,
+no duplicate ids, every run tag's last history record is terminal, and every checkpoint of a
+finished run is marked done.
 
 Random cases derive from a case seed printed with any failure, so it can be replayed:
 `python -m tests.reliability.killharness --case-seed N`. Run `--points 200 --seed S` for a tally.
@@ -51,6 +56,7 @@ SNAPSHOT_TABLES = ("organization", "people", "deal", "lead", "memo", "user", "te
 TERMINAL = frozenset({"done", "failed", "interrupted", "fallback"})
 DB_NAME = "salesmap_latest.db"
 RUN_TIMEOUT_S = 120.0
+IN_PLACE = "--swap=in-place"
 
 Dump = dict[str, Any]
 
@@ -192,9 +198,10 @@ class Workspace:
     new: Dump
     trace: list[str]  # crash points an uninterrupted run passes, in order
     clean_s: float  # how long an uninterrupted run takes (for `@T` kills)
+    trace_in_place: list[str] = field(default_factory=list)  # the same with --swap in-place
 
-    def point_counts(self) -> Counter[str]:
-        return Counter(self.trace)
+    def point_counts(self, in_place: bool = False) -> Counter[str]:
+        return Counter(self.trace_in_place if in_place else self.trace)
 
 
 def build_workspace(root: Path, server: SandboxServer, cfg: HarnessConfig) -> Workspace:
@@ -224,7 +231,19 @@ def build_workspace(root: Path, server: SandboxServer, cfg: HarnessConfig) -> Wo
     if new == old:
         raise RuntimeError("day 2 equals day 1: the harness could not tell old from new")
     trace = trace_file.read_text().split()
-    return Workspace(server, cfg, template, old, new, trace, clean_s)
+    ref2 = root / "reference-in-place"
+    copy_template(template, ref2)
+    trace2 = root / "trace-in-place.txt"
+    code, err = finish(
+        spawn(
+            [*cli_args(ref2, server, cfg), IN_PLACE],
+            server.token,
+            {TRACE_ENV: str(trace2)},
+        )
+    )
+    if code != 0 or dump_db(ref2 / DB_NAME) != new:
+        raise RuntimeError(f"in-place reference run differs or failed ({code}): {err}")
+    return Workspace(server, cfg, template, old, new, trace, clean_s, trace2.read_text().split())
 
 
 def copy_template(template: Path, dest: Path) -> None:
@@ -235,26 +254,37 @@ def copy_template(template: Path, dest: Path) -> None:
 
 
 def named_cases(ws: Workspace) -> list[list[str]]:
-    """Every named point at its first occurrence, and at its last where it recurs."""
+    """Every named point at its first occurrence, and at its last where it recurs; the points
+    only an in-place swap passes, with `--swap=in-place`."""
     counts = ws.point_counts()
     cases: list[list[str]] = []
     for name in dict.fromkeys(ws.trace):  # first-seen order
         cases.append([f"{name}:1"])
         if counts[name] > 1:
             cases.append([f"{name}:{counts[name]}"])
+    in_place = ws.point_counts(in_place=True)
+    for name in dict.fromkeys(ws.trace_in_place):
+        if name in counts:
+            continue
+        cases.append([IN_PLACE, f"{name}:1"])
+        if in_place[name] > 1:
+            cases.append([IN_PLACE, f"{name}:{in_place[name]}"])
     return cases
 
 
 def random_case(ws: Workspace, case_seed: int) -> list[str]:
-    """1–3 kills (named, `any:N` or a timed instant), all from `case_seed`."""
+    """1–3 kills (named, `any:N` or a timed instant), all from `case_seed`; half the cases
+    swap in place."""
     rng = random.Random(case_seed)
-    counts = ws.point_counts()
+    in_place = bool(ws.trace_in_place) and rng.random() < 0.5
+    counts = ws.point_counts(in_place)
+    trace = ws.trace_in_place if in_place else ws.trace
     names = sorted(counts)
-    kills = []
+    kills = [IN_PLACE] if in_place else []
     for _ in range(rng.choice((1, 1, 2, 3))):
         kind = rng.random()
         if kind < 0.4:
-            kills.append(f"any:{rng.randint(1, len(ws.trace))}")
+            kills.append(f"any:{rng.randint(1, len(trace))}")
         elif kind < 0.8:
             name = rng.choice(names)
             kills.append(f"{name}:{rng.randint(1, counts[name])}")
@@ -270,6 +300,9 @@ def run_case(ws: Workspace, root: Path, label: str, kills: list[str]) -> CaseRes
     db = root / DB_NAME
     backups = {p.name: sha256(p) for p in (root / "backups").iterdir()}
     args = cli_args(root, server, cfg)
+    if kills and kills[0] == IN_PLACE:
+        args.append(IN_PLACE)
+        kills = kills[1:]
     for i, kill in enumerate(kills):
         step_args = [*args, "--resume"] if i else args
         if kill.startswith("@"):
@@ -299,11 +332,26 @@ def run_case(ws: Workspace, root: Path, label: str, kills: list[str]) -> CaseRes
     return result
 
 
+def open_as_reader(db: Path) -> None:
+    """What any read-write SQLite client does first: a hot journal is rolled back."""
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    finally:
+        conn.close()
+
+
 def check_live(
-    ws: Workspace, root: Path, db: Path, backups: dict[str, str], where: str
+    ws: Workspace, root: Path, db: Path, backups: dict[str, str], where: str, final: bool = False
 ) -> list[str]:
     problems = []
-    for suffix in ("-journal", "-wal", "-shm"):
+    journal = db.with_name(db.name + "-journal")
+    if journal.exists() and db.is_file():
+        if final:
+            problems.append(f"{where}: {journal.name} next to the live DB")
+        # a kill mid in-place swap: SQLite's own recovery must give the old snapshot back
+        open_as_reader(db)
+    for suffix in ("-wal", "-shm"):
         side = db.with_name(db.name + suffix)
         if side.exists():
             problems.append(f"{where}: {side.name} next to the live DB")
@@ -323,7 +371,7 @@ def check_live(
 
 
 def check_final(ws: Workspace, root: Path, db: Path, backups: dict[str, str]) -> list[str]:
-    problems = check_live(ws, root, db, backups, "after the last run")
+    problems = check_live(ws, root, db, backups, "after the last run", final=True)
     if problems:
         return problems
     if dump_db(db) != ws.new:
@@ -370,6 +418,7 @@ class Tally:
     failed: list[CaseResult] = field(default_factory=list)
     leftovers: Counter[str] = field(default_factory=Counter)
     points: Counter[str] = field(default_factory=Counter)
+    swaps_in_place: int = 0  # cases whose runs swapped in place
 
     def add(self, r: CaseResult) -> None:
         self.cases += 1
@@ -379,12 +428,16 @@ class Tally:
         for name in r.leftovers:
             self.leftovers[_leftover_kind(name)] += 1
         for kill in r.kills:
+            if kill == IN_PLACE:
+                self.swaps_in_place += 1
+                continue
             self.points[kill.rsplit(":", 1)[0] if not kill.startswith("@") else "@timed"] += 1
 
     def report(self) -> str:
         lines = [
             f"cases: {self.cases}, kill points survived: {self.kills - _kills(self.failed)}"
             f" of {self.kills} kills, failed cases: {len(self.failed)}"
+            f" ({self.swaps_in_place} cases swapped in place)"
         ]
         for r in self.failed:
             lines.append(f"FAIL {r.label} kills={r.kills}")
@@ -449,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"seed {seed}; scale {cfg.scale}, concurrency {cfg.concurrency}; an uninterrupted "
                 f"run passes {len(ws.trace)} crash points ({len(set(ws.trace))} names) "
-                f"in {ws.clean_s:.2f} s",
+                f"in {ws.clean_s:.2f} s; with --swap in-place {len(ws.trace_in_place)} points",
                 flush=True,
             )
             cases: list[tuple[str, list[str]]] = []

@@ -59,10 +59,18 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         yield build_workspace(tmp_path_factory.mktemp("killharness"), server, cfg)
 
 
+IN_PLACE_POINTS = {"inplace_begin", "inplace_step", "inplace_copied"}
+
+
 def test_every_crash_point_is_wired(workspace: Workspace) -> None:
     reached = set(workspace.trace)
     assert reached >= EXPECTED_POINTS, EXPECTED_POINTS - reached
     assert workspace.trace[-1] in {"checkpoint_write", "finish"}
+    in_place = set(workspace.trace_in_place)
+    assert in_place >= (EXPECTED_POINTS - {"replaced"}) | IN_PLACE_POINTS, in_place
+    # a kill at inplace_step lands inside the one write transaction: more than one step
+    assert workspace.point_counts(in_place=True)["inplace_step"] >= 2
+    assert "replaced" not in in_place
 
 
 @pytest.mark.timeout(180)

@@ -280,40 +280,58 @@ def test_auto_swaps_in_place_when_the_rename_fails(
     check_step(settings.db_path, "after the in-place swap")
 
 
-def test_a_hot_journal_is_rolled_back_by_sqlite_not_deleted(tmp_path: Path) -> None:
-    """A kill mid in-place swap leaves a hot journal; `recover_db` lets SQLite roll it back."""
-    from salesmap_tui.engine.files import recover_db
-
-    db = tmp_path / "live.db"
-    conn = sqlite3.connect(db)
+def make_db(path: Path, tag: str, rows: int) -> None:
+    conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE t (x)")
-    conn.executemany("INSERT INTO t VALUES (?)", [("old" * 200,)] * 3000)
+    conn.execute("CREATE TABLE run_info (run_tag)")
+    conn.execute("INSERT INTO run_info VALUES (?)", (tag,))
+    conn.executemany("INSERT INTO t VALUES (?)", [(tag * 100,)] * rows)
     conn.commit()
     conn.close()
-    before = dump_table(db)
-    killer = (
-        "import os, sqlite3, sys\n"
-        "c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA cache_size=10')\n"
-        "c.execute('BEGIN'); c.execute(\"UPDATE t SET x = 'new'\")\n"
-        "os._exit(9)\n"
+
+
+@pytest.mark.parametrize("journal_mode", ["delete", "wal"])
+@pytest.mark.parametrize("step", [1, 4])
+def test_a_kill_mid_in_place_swap_leaves_the_old_snapshot(
+    tmp_path: Path, journal_mode: str, step: int
+) -> None:
+    """SIGKILL inside the in-place copy's one write transaction (DBs larger than SQLite's page
+    cache, so pages of the live file were already overwritten): SQLite's journal gives the old
+    snapshot back, and `recover_db` lets SQLite roll it back rather than deleting it."""
+    from salesmap_tui.engine.crashpoints import KILL_ENV
+    from salesmap_tui.engine.files import recover_db
+
+    live, new = tmp_path / "live.db", tmp_path / "new.db"
+    make_db(live, "old", 40_000)
+    make_db(new, "new", 60_000)
+    if journal_mode == "wal":
+        conn = sqlite3.connect(live)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.close()
+    before = dump_table(live)
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from salesmap_tui.engine.files import copy_in_place\n"
+        "copy_in_place(Path(sys.argv[1]), Path(sys.argv[2]))\n"
     )
-    subprocess.run([sys.executable, "-c", killer, str(db)], check=False)
-    journal = db.with_name(db.name + "-journal")
-    assert journal.exists(), "the killed writer left no journal: the test proves nothing"
-    with pytest.raises(sqlite3.OperationalError):
-        # what a read-only dashboard sees until SQLite rolled the journal back
-        ro = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            ro.execute("SELECT COUNT(*) FROM t").fetchone()
-        finally:
-            ro.close()
-    assert recover_db(db) == []
-    assert dump_table(db) == before
+    env = {**os.environ, KILL_ENV: f"inplace_step:{step}"}
+    proc = subprocess.run([sys.executable, "-c", code, str(new), str(live)], env=env, check=False)
+    assert proc.returncode == -9, "the copy was not killed midway: the test proves nothing"
+    if journal_mode == "delete":
+        assert live.with_name("live.db-journal").exists()
+        with pytest.raises(sqlite3.OperationalError):
+            # what a read-only dashboard sees until a read-write open rolls the journal back
+            dump_table(live)
+    assert recover_db(live) == []
+    assert dump_table(live) == before
+    conn = sqlite3.connect(live)
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()
 
 
 def dump_table(db: Path) -> list[tuple[Any, ...]]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return conn.execute("SELECT x FROM t").fetchall()
+        return conn.execute("SELECT (SELECT run_tag FROM run_info), COUNT(*) FROM t").fetchall()
     finally:
         conn.close()
