@@ -6,7 +6,6 @@ import argparse
 import os
 import signal
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -513,7 +512,9 @@ class SignalCancel:
     """SIGINT/SIGTERM (SIGBREAK on Windows) set a cancel event; the engine checkpoints and stops."""
 
     def __init__(self, out: TextIO = sys.stderr) -> None:
-        self.event = threading.Event()
+        from salesmap_tui.engine.errors import CancelEvent
+
+        self.event = CancelEvent()
         self.signum: int | None = None
         self._out = out
         self._old: dict[int, Any] = {}
@@ -538,7 +539,7 @@ class SignalCancel:
             file=self._out,
             flush=True,
         )
-        self.event.set()
+        self.event.cancel(128 + signum)
 
     @property
     def exit_code(self) -> int:

@@ -20,7 +20,7 @@ from salesmap_tui.engine.history import (
 CONTRACT_FIELDS = {
     "run_tag", "kind", "status", "started_at", "finished_at", "duration_s", "db_path",
     "final_db_path", "temp_db_path", "backup_path", "log_path", "replaced", "fallback_path",
-    "tables", "error_count", "errors", "webform",
+    "tables", "error_count", "errors", "webform", "exit_code", "reason",
 }  # fmt: skip
 
 

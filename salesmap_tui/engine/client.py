@@ -7,6 +7,8 @@ and never quotes httpx exceptions' request objects.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import threading
 import time
@@ -46,6 +48,7 @@ Priority = Callable[[], float]  # a request's rank at the pacer, higher first
 # "8.316초 후 재시도해주세요." → 8.316
 _BODY_HINT = re.compile(r"(\d+(?:\.\d+)?)\s*초")
 _SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
+CANCEL_POLL_S = 0.1  # how often a request in flight looks at the cancel event
 MAX_MESSAGE = 500  # characters of any message built from a server's answer
 # 429s on requests that were already in flight when another 429 paused the workspace spend no
 # attempt; past this many per request they do (a bound, so no request can loop for ever)
@@ -295,6 +298,22 @@ class SalesmapClient:
         await self._injected_sleep(seconds)
         check_cancel(self._cancel)
 
+    async def _unless_cancelled(self, request: Awaitable[httpx.Response]) -> httpx.Response:
+        """Await `request`, abandoning it within 0.1 s of the cancel event being set: Ctrl+C or
+        SIGTERM during a request that hangs must not wait for --request-timeout."""
+        task = asyncio.ensure_future(request)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=CANCEL_POLL_S)
+                if done:
+                    return task.result()
+                check_cancel(self._cancel)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
     async def _attempt(
         self,
         path: str,
@@ -324,8 +343,10 @@ class SalesmapClient:
         sent = time.monotonic()
         latency: float | None = None
         try:
-            outcome = await self._http.get(
-                path, params=params, extensions=None if self._pacer.off else {"trace": trace}
+            outcome = await self._unless_cancelled(
+                self._http.get(
+                    path, params=params, extensions=None if self._pacer.off else {"trace": trace}
+                )
             )
             latency = time.monotonic() - sent
         except httpx.HTTPError as exc:

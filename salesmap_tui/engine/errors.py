@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 # C0 controls, DEL and C1 controls: ESC/CSI/OSC sequences would drive the user's terminal
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -94,3 +95,24 @@ def merge_endpoint_errors(errors: list[tuple[str, str]]) -> list[str]:
         else:
             out.append(f"{', '.join(name for name, _ in members)}: {cause}")
     return out
+
+
+class CancelEvent(threading.Event):
+    """A cancel event that knows the exit code its cause maps to (130 SIGINT, 143 SIGTERM).
+
+    Any `threading.Event` works as the engine's cancel; this one also lets the run record and
+    report the code the process will exit with.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exit_code = RunCancelled.exit_code
+
+    def cancel(self, exit_code: int) -> None:
+        self.exit_code = exit_code
+        self.set()
+
+
+def cancel_exit_code(cancel: threading.Event) -> int:
+    """The exit code of a run stopped through `cancel` (130 unless a `CancelEvent` says so)."""
+    return int(getattr(cancel, "exit_code", RunCancelled.exit_code))

@@ -133,7 +133,8 @@ class WebformResult:
     new_rows: int = 0
     dropped: int = 0
     skipped_forms: int = 0
-    error: str | None = None
+    error: str | None = None  # a summary: how many forms failed, and the first reasons
+    errors: tuple[str, ...] = ()  # every failure, one per form
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -143,6 +144,8 @@ class WebformResult:
             "dropped": self.dropped,
             "skipped_forms": self.skipped_forms,
             "error": self.error,
+            "failed_forms": len(self.errors),
+            "errors": list(self.errors),
         }
 
 
@@ -169,6 +172,7 @@ class RunResult:
     webform: WebformResult | None
     message: str  # one human sentence: what happened, what was kept, what to do next
     swap: str | None = None  # how the new DB went live: "rename" | "in-place" (None: it did not)
+    reason: str | None = None  # why the run fell back, was held back, failed or stopped
 
 
 @dataclass(frozen=True)

@@ -155,13 +155,14 @@ def recover_db(path: Path, timeout_s: float = 5.0) -> list[Path]:
 
     A hot `-journal` holds the only copy of the pages that make the DB consistent again: it is
     never deleted by hand. Opening the DB read-write and reading rolls it back (a read-only
-    reader cannot, and fails with "attempt to write a readonly database" until then). A journal
-    SQLite does not count as hot (its header never reached the disk) is removed while holding
-    an exclusive lock, which proves no transaction owns it. A `-wal` is left to SQLite.
+    reader cannot, and fails with "attempt to write a readonly database" until then). In
+    rollback-journal mode, sidecars SQLite did not use (a journal whose header never reached
+    the disk, an empty `-wal`, a `-shm`) are removed while holding an exclusive lock: every
+    WAL-mode connection holds a shared lock, so the lock proves nobody uses them. In WAL mode
+    the `-wal`/`-shm` are SQLite's (the last connection to close removes them).
     """
     if not path.is_file() or not sidecars(path):
         return sidecars(path)
-    journal = path.with_name(path.name + "-journal")
     try:
         conn = sqlite3.connect(_uri(path, "rw"), uri=True, timeout=timeout_s, isolation_level=None)
     except sqlite3.Error:
@@ -169,12 +170,13 @@ def recover_db(path: Path, timeout_s: float = 5.0) -> list[Path]:
     try:
         conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-        if mode != "wal" and journal.exists():
+        if mode != "wal" and sidecars(path):
             conn.execute("BEGIN EXCLUSIVE")
             try:
-                # with the exclusive lock held SQLite has rolled back any hot journal: what is
-                # left belongs to no transaction
-                journal.unlink(missing_ok=True)
+                # with the lock held SQLite has rolled back any hot journal: what is left
+                # belongs to no transaction and no connection
+                for leftover in sidecars(path):
+                    leftover.unlink(missing_ok=True)
             finally:
                 conn.execute("COMMIT")
     except (sqlite3.Error, OSError):

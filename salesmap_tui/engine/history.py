@@ -47,6 +47,8 @@ HISTORY_FIELDS: tuple[str, ...] = (
     "error_count",
     "errors",
     "webform",
+    "exit_code",
+    "reason",
 )
 
 
@@ -75,6 +77,8 @@ def make_record(**fields: Any) -> dict[str, Any]:
         "error_count": len(errors),
         "errors": errors,
         "webform": None,
+        "exit_code": None,
+        "reason": None,
     }
     for key, value in fields.items():
         if key == "errors":
@@ -163,6 +167,7 @@ def close_stale_running(
         updated = dict(record)
         updated["status"] = "interrupted"
         updated["finished_at"] = finished
+        updated["reason"] = "its process ended without recording an outcome (killed?)"
         updated.update((finished_runs or {}).get(tag, {}))
         finished = str(updated.get("finished_at") or finished)
         updated["duration_s"] = _duration(record.get("started_at"), finished)

@@ -44,6 +44,7 @@ from salesmap_tui.engine.errors import (
     SalesmapTuiError,
     TokenRejected,
     UsageError,
+    cancel_exit_code,
     merge_endpoint_errors,
 )
 from salesmap_tui.engine.events import (
@@ -67,6 +68,7 @@ from salesmap_tui.engine.events import (
 from salesmap_tui.engine.files import (
     ensure_private_dir,
     fsync_file,
+    park_fallback,
     recover_db,
     replace_file_with_retry,
     swap_mode,
@@ -78,6 +80,7 @@ from salesmap_tui.engine.runlog import RunLog
 from salesmap_tui.engine.runs.crawl import Endpoint, crawl
 from salesmap_tui.engine.runs.webform_pass import WebformPass, drop_state
 from salesmap_tui.engine.runtag import is_run_tag, new_run_tag, utc_now_iso
+from salesmap_tui.engine.shrink import shrink_reason, shrunk_tables, table_rows
 from salesmap_tui.engine.writer import (
     TableWriter,
     finalize_sqlite_connection,
@@ -535,6 +538,7 @@ class SnapshotRun:
         webform_result: WebformResult | None = None
         replaced = False
         fallback: str | None = None
+        reason: str | None = None
         try:
             # inside the try: a history file that cannot be written fails the run cleanly
             self._history("running")
@@ -546,26 +550,39 @@ class SnapshotRun:
             if cp.phase in ("start", "crawl"):
                 self.save_checkpoint("crawl")
             webform_result = self._network()
+            self._count_webform_errors(webform_result)
             self._finalize(webform_result)
-            replaced, fallback = self._swap()
-            status = "done" if replaced else "fallback"
-            if not replaced:
-                exit_code = 3
+            held = self._shrink_guard()
+            if held is not None:
+                fallback, reason = held
+                status, exit_code = "fallback", 5
                 message = (
-                    f"snapshot done but {s.db_path} could not be replaced; the new DB is at "
-                    f"{fallback} and the live DB is as it was"
-                )
-            elif webform_result.status == "failed":
-                exit_code = 4
-                message = (
-                    f"snapshot done and {s.db_path} replaced, but the web-form pass failed: "
-                    f"{webform_result.error}; run --webform-only to retry it"
+                    f"snapshot done but {reason}; it is kept at {fallback} and {s.db_path} is "
+                    "as it was (let it in from the TUI, or pass --max-shrink 1)"
                 )
             else:
-                exit_code = 0
-                message = f"snapshot done: {s.db_path} replaced"
+                replaced, fallback = self._swap()
+                status = "done" if replaced else "fallback"
+                if not replaced:
+                    exit_code = 3
+                    reason = self.errors[-1] if self.errors else "the swap failed"
+                    message = (
+                        f"snapshot done but {s.db_path} could not be replaced; the new DB is at "
+                        f"{fallback} and the live DB is as it was"
+                    )
+                elif webform_result.status == "failed":
+                    exit_code = 4
+                    reason = f"web-form pass failed: {webform_result.error}"
+                    message = (
+                        f"snapshot done and {s.db_path} replaced, but the web-form pass failed: "
+                        f"{webform_result.error}; run --webform-only to retry it"
+                    )
+                else:
+                    exit_code = 0
+                    message = f"snapshot done: {s.db_path} replaced"
         except RunCancelled:
-            status, exit_code = "interrupted", 130
+            status, exit_code = "interrupted", cancel_exit_code(self.cancel)
+            reason = _stopped_by(exit_code)
             self._close_conn()
             self._safe_checkpoint()
             message = (
@@ -574,6 +591,7 @@ class SnapshotRun:
             )
         except TokenRejected as exc:
             status, exit_code = "failed", 2
+            reason = str(exc)
             self.errors.append(str(exc))
             self._close_conn()
             self._safe_checkpoint()
@@ -581,7 +599,11 @@ class SnapshotRun:
         except (SalesmapTuiError, OSError, sqlite3.Error) as exc:
             status, exit_code = "failed", 1
             text = _describe(exc)
-            if text not in self.errors:
+            reason = text
+            if isinstance(exc, CrawlFailed):
+                # one error per failed endpoint, not one joined string
+                self.errors.extend(e for e in exc.errors if e not in self.errors)
+            elif text not in self.errors:
                 self.errors.append(text)
             self._log("run failed:\n" + traceback.format_exc())
             self._write_failed_manifest()
@@ -591,7 +613,9 @@ class SnapshotRun:
                 f"run failed: {text}; the live DB is untouched; resume with "
                 f"--resume-run-tag {cp.run_tag}"
             )
-        result = self._result(status, exit_code, message, webform_result, replaced, fallback)
+        result = self._result(
+            status, exit_code, message, webform_result, replaced, fallback, reason
+        )
         self._finish(result)
         return result
 
@@ -679,7 +703,11 @@ class SnapshotRun:
                     (ep.spec.name, (ep.error or "").removeprefix(f"{ep.spec.name}: "))
                     for ep in failed
                 ]
-                raise CrawlFailed("; ".join(merge_endpoint_errors(causes)))
+                # the message groups endpoints by cause; the errors stay one per endpoint
+                raise CrawlFailed(
+                    [ep.error or ep.spec.name for ep in failed],
+                    "; ".join(merge_endpoint_errors(causes)),
+                )
             if crawling:
                 self.save_checkpoint("webform")
             self.phase("webform")
@@ -773,6 +801,33 @@ class SnapshotRun:
             tables[webform.TABLE] = {"rows": int(n), "cols": len(webform.COLUMNS)}
         return tables
 
+    def _count_webform_errors(self, wf: WebformResult) -> None:
+        """A failed web-form pass is an error of the run (exit 4 is never `error_count 0`)."""
+        if wf.status != "failed":
+            return
+        for error in wf.errors or (f"web-form pass failed: {wf.error}",):
+            self.errors.append(error)
+
+    def _shrink_guard(self) -> tuple[str, str] | None:
+        """Hold the finished snapshot back when a list table shrank too much against the live
+        DB: (where it is kept, why), or None to swap it in."""
+        s = self.settings
+        cp = self.cp
+        assert cp is not None
+        if s.max_shrink >= 1 or not s.db_path.is_file():
+            return None
+        new = {name: t["rows"] for name, t in (getattr(self, "tables", None) or {}).items()}
+        shrinks = shrunk_tables(table_rows(s.db_path), new, s.max_shrink)
+        if not shrinks:
+            return None
+        reason = shrink_reason(shrinks, s.max_shrink)
+        self.phase("swap", "held back")
+        self.save_checkpoint("swap")
+        dest = s.fallback_db_path(cp.run_tag)
+        park_fallback(Path(cp.temp_db_path), dest)
+        self.warn(f"{reason}; the new snapshot is kept at {dest}")
+        return str(dest), reason
+
     def _swap(self) -> tuple[bool, str | None]:
         s = self.settings
         cp = self.cp
@@ -819,13 +874,17 @@ class SnapshotRun:
         elif fb.exists():
             status, code, fallback, replaced = "fallback", 3, str(fb), False
             message = f"the swap had fallen back before the interruption: new DB at {fb}"
+            shrinks = shrunk_tables(table_rows(s.db_path), table_rows(fb), s.max_shrink)
+            if shrinks:
+                code = 5
+                message = f"{shrink_reason(shrinks, s.max_shrink)}; the new DB is kept at {fb}"
         else:
             raise BadCheckpoint(
                 f"cannot resume {cp.run_tag}: its temp DB is gone and the live DB is not its "
                 "snapshot; start a fresh run"
             )
         self.tables = _tables_of(s.db_path if replaced else fb)
-        result = self._result(status, code, message, None, replaced, fallback)
+        result = self._result(status, code, message, None, replaced, fallback, message)
         self._finish(result)
         return result
 
@@ -850,6 +909,7 @@ class SnapshotRun:
         wf: WebformResult | None,
         replaced: bool,
         fallback: str | None,
+        reason: str | None = None,
     ) -> RunResult:
         s = self.settings
         cp = self.cp
@@ -881,6 +941,7 @@ class SnapshotRun:
             webform=wf,
             message=message + self._log_trouble(),
             swap=self.swap_method,
+            reason=reason,
         )
 
     def _log_trouble(self) -> str:
@@ -913,6 +974,18 @@ class SnapshotRun:
 
 class CrawlFailed(SalesmapTuiError):
     """One or more endpoints failed after their retries: the run fails, nothing is swapped."""
+
+    def __init__(self, errors: list[str], message: str | None = None) -> None:
+        super().__init__(message or "; ".join(errors))
+        self.errors = list(errors)
+
+
+def _stopped_by(exit_code: int) -> str:
+    if exit_code == 143:
+        return "stopped by SIGTERM"
+    if exit_code == 130:
+        return "stopped (SIGINT or cancel)"
+    return "stopped"
 
 
 def _describe(exc: BaseException) -> str:
@@ -957,6 +1030,8 @@ def result_record(result: RunResult) -> dict[str, Any]:
         errors=list(result.errors),
         webform=result.webform.as_dict() if result.webform else None,
         swap=result.swap,
+        exit_code=result.exit_code,
+        reason=result.reason,
     )
 
 
@@ -1023,10 +1098,10 @@ def run_webform_only(
                 )
                 if result_wf.status == "failed":
                     status, exit_code = "failed", 1
-                    errors.append(result_wf.error or "web-form pass failed")
+                    errors.extend(result_wf.errors or (result_wf.error or "web-form pass failed",))
             except RunCancelled:
-                status, exit_code = "interrupted", 130
-                result_wf = WebformResult(status="failed", error="interrupted")
+                status, exit_code = "interrupted", cancel_exit_code(cancel)
+                result_wf = WebformResult(status="failed", error=_stopped_by(exit_code))
             except (SalesmapTuiError, OSError, sqlite3.Error) as exc:
                 status = "failed"
                 exit_code = exc.exit_code if isinstance(exc, SalesmapTuiError) else 1
@@ -1071,6 +1146,7 @@ def run_webform_only(
                 errors=tuple(errors),
                 webform=result_wf,
                 message=message,
+                reason=None if status == "done" else (result_wf.error or "; ".join(errors)),
             )
             log.write(f"finished: {status}: {message}")
             append_history(settings.history_path, result_record(result))

@@ -465,8 +465,18 @@ async def update_webform_history(
         new_rows=new_rows,
         dropped=dropped,
         skipped_forms=len(skipped),
-        error="; ".join(errors[:5]) if errors else None,
+        error=summarize_failures(errors),
+        errors=tuple(errors),
     )
+
+
+def summarize_failures(errors: list[str], first: int = 5) -> str | None:
+    """How many forms failed and the first reasons (every one is in `WebformResult.errors`)."""
+    if not errors:
+        return None
+    more = f"; and {len(errors) - first} more" if len(errors) > first else ""
+    noun = "form" if len(errors) == 1 else "forms"
+    return f"{len(errors)} web {noun} failed: " + "; ".join(errors[:first]) + more
 
 
 def _last_webform_pass(entries: Iterator[HistoryEntry]) -> dict[str, Any] | None:
