@@ -29,8 +29,10 @@ __all__ = [
     "VerifiedBackup",
     "VerifyProgress",
     "WebformStatus",
+    "held_back_snapshots",
     "list_backups",
     "list_checkpoints",
+    "promote_snapshot",
     "read_history",
     "restore_backup",
     "run_snapshot",
@@ -144,3 +146,21 @@ def webform_status(settings: Settings) -> WebformStatus:
     from salesmap_tui.engine.webform import webform_status as _status
 
     return _status(settings)
+
+
+def held_back_snapshots(settings: Settings) -> list[dict[str, Any]]:
+    """Snapshots the shrink guard held back (exit 5) that are still beside the live DB, newest
+    first, as their history records: `fallback_path`, `reason` (which tables shrank), `tables`."""
+    from salesmap_tui.engine.snapshot import held_back_snapshots as _held
+
+    return _held(settings)
+
+
+def promote_snapshot(
+    settings: Settings, snapshot_path: Path, on_event: EventSink = ignore_event
+) -> RunResult:
+    """Let a held-back snapshot in: back up the live DB, swap it in as a run would, record it
+    as done. Raises `LockHeld` while a run holds the lock, `UsageError` for an unusable file."""
+    from salesmap_tui.engine.snapshot import promote_snapshot as _promote
+
+    return _promote(settings, snapshot_path, on_event)

@@ -121,6 +121,22 @@ def make_backup(db_path: Path, dest: Path) -> int:
     return dest.stat().st_size
 
 
+def held_run_tag(db_path: Path) -> str | None:
+    """The run tag in a snapshot DB's run_info (the data it holds); None if there is none."""
+    try:
+        conn = _connect_readonly(db_path)
+    except sqlite3.Error:
+        return None
+    try:
+        row = conn.execute("SELECT run_tag FROM run_info LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    tag = None if row is None else str(row[0])
+    return tag if tag and is_run_tag(tag) else None
+
+
 def _backup_run_tag(name: str, stem: str) -> str | None:
     middle = name[len(stem) + 1 : -len(".db.gz")]
     return middle if is_run_tag(middle) else None
@@ -337,9 +353,11 @@ def restore_backup(
             # a kill mid in-place swap leaves a hot journal: SQLite rolls it back first
             recover_db(db_path)
             if db_path.exists():
-                safety = settings.backup_path(run_tag)
-                size = make_backup(db_path, safety)
-                on_event(BackupMade(path=str(safety), size_bytes=size))
+                # named by the run tag of the data it holds; already backed up: not again
+                safety = settings.backup_path(held_run_tag(db_path) or run_tag)
+                if not safety.is_file():
+                    size = make_backup(db_path, safety)
+                    on_event(BackupMade(path=str(safety), size_bytes=size))
             fsync_file(temp)
             # before the swap: a kill right after it must not leave a checkpoint that a
             # nightly --resume would revive over the restored data
@@ -396,6 +414,9 @@ def restore_backup(
         except OSError as exc:
             # the swap is done and cannot be undone sensibly; say the record is missing
             on_event(EngineWarning(f"restored, but could not write the history record: {exc}"))
+        from salesmap_tui.engine.snapshot import apply_run_retention
+
+        apply_run_retention(settings, lambda message: None)
     finally:
         lock.release()
     return RestoreResult(

@@ -66,6 +66,7 @@ from salesmap_tui.engine.events import (
     events_path_for,
 )
 from salesmap_tui.engine.files import (
+    SIDECAR_SUFFIXES,
     ensure_private_dir,
     fsync_file,
     park_fallback,
@@ -73,9 +74,15 @@ from salesmap_tui.engine.files import (
     replace_file_with_retry,
     swap_mode,
 )
-from salesmap_tui.engine.history import append_history, close_stale_running, make_record
+from salesmap_tui.engine.history import (
+    append_history,
+    close_stale_running,
+    last_records,
+    make_record,
+)
 from salesmap_tui.engine.lock import RunLock
 from salesmap_tui.engine.pacer import shared_pacer
+from salesmap_tui.engine.retention import prune_runs, same_file
 from salesmap_tui.engine.runlog import RunLog
 from salesmap_tui.engine.runs.crawl import Endpoint, crawl
 from salesmap_tui.engine.runs.webform_pass import WebformPass, drop_state
@@ -236,6 +243,7 @@ class SnapshotRun:
         self.started_mono = time.monotonic()
         self._pending_warnings: list[str] = []  # found before the run log exists
         self.swap_method: str | None = None
+        self.discarded = False  # a run that committed nothing removed its temp DB and checkpoint
 
     # --- events --------------------------------------------------------------------------------
     def emit(self, event: EngineEvent) -> None:
@@ -544,8 +552,6 @@ class SnapshotRun:
             self._history("running")
             if cp.phase == "swap" and not Path(cp.temp_db_path).exists():
                 return self._finish_after_swap()
-            if not self.resumed:
-                self._backup()
             self._open_temp_db()
             if cp.phase in ("start", "crawl"):
                 self.save_checkpoint("crawl")
@@ -561,6 +567,8 @@ class SnapshotRun:
                     "as it was (let it in from the TUI, or pass --max-shrink 1)"
                 )
             else:
+                # only now: a run that fails or is held back makes no backup
+                self._backup()
                 replaced, fallback = self._swap()
                 status = "done" if replaced else "fallback"
                 if not replaced:
@@ -613,6 +621,8 @@ class SnapshotRun:
                 f"run failed: {text}; the live DB is untouched; resume with "
                 f"--resume-run-tag {cp.run_tag}"
             )
+        if status in ("failed", "interrupted") and self._nothing_committed():
+            message = self._discard_empty_run(message)
         result = self._result(
             status, exit_code, message, webform_result, replaced, fallback, reason
         )
@@ -621,6 +631,8 @@ class SnapshotRun:
 
     # --- phases --------------------------------------------------------------------------------
     def _backup(self) -> None:
+        """Back up the live DB before it is replaced, named by the run tag of the data it holds;
+        a live DB already backed up is not backed up again."""
         s = self.settings
         cp = self.cp
         assert cp is not None
@@ -628,13 +640,18 @@ class SnapshotRun:
             return
         self.phase("backup")
         ensure_private_dir(s.backup_dir)
-        dest = s.backup_path(cp.run_tag)
+        dest = s.backup_path(_run_tag_of(s.db_path) or cp.run_tag)
+        if dest.is_file():
+            cp.backup_path = str(dest)
+            self._log(f"backup: the live DB is already backed up in {dest}")
+            return
         crashpoint("backup")
         size = make_backup(s.db_path, dest)
         crashpoint("backup_made")
         cp.backup_path = str(dest)
         self._log(f"backup: {dest} ({size} bytes)")
         self.emit(BackupMade(str(dest), size))
+        self.save_checkpoint()
 
     def _open_temp_db(self) -> None:
         cp = self.cp
@@ -801,6 +818,32 @@ class SnapshotRun:
             tables[webform.TABLE] = {"rows": int(n), "cols": len(webform.COLUMNS)}
         return tables
 
+    def _nothing_committed(self) -> bool:
+        cp = self.cp
+        assert cp is not None
+        return cp.phase in ("start", "crawl") and not any(
+            ep.state.pages for ep in self.endpoints.values()
+        )
+
+    def _discard_empty_run(self, message: str) -> str:
+        """A run that committed no page leaves nothing to resume: no temp DB, no checkpoint."""
+        cp = self.cp
+        assert cp is not None
+        self._close_conn()
+        temp = Path(cp.temp_db_path)
+        try:
+            for path in (temp, *(temp.with_name(temp.name + x) for x in SIDECAR_SUFFIXES)):
+                path.unlink(missing_ok=True)
+            self.checkpoints.path_for(cp.run_tag).unlink(missing_ok=True)
+        except OSError as exc:
+            self._log(f"could not remove the empty run's files: {exc}")
+            return message
+        self.discarded = True
+        self._log("no page was committed: temp DB and checkpoint removed, nothing to resume")
+        cut = message.find("; resume with")
+        message = message[:cut] if cut >= 0 else message.split(" — resume with")[0]
+        return message + " (no page was fetched: nothing to resume)"
+
     def _count_webform_errors(self, wf: WebformResult) -> None:
         """A failed web-form pass is an error of the run (exit 4 is never `error_count 0`)."""
         if wf.status != "failed":
@@ -888,6 +931,9 @@ class SnapshotRun:
         self._finish(result)
         return result
 
+    def _retention(self) -> None:
+        apply_run_retention(self.settings, self._log)
+
     def _close_conn(self) -> None:
         if self.conn is not None:
             with contextlib.suppress(sqlite3.Error):
@@ -951,7 +997,6 @@ class SnapshotRun:
         return ""
 
     def _finish(self, result: RunResult) -> None:
-        s = self.settings
         cp = self.cp
         assert cp is not None
         self._log(f"finished: {result.status} (exit {result.exit_code}): {result.message}")
@@ -964,12 +1009,25 @@ class SnapshotRun:
             cp.done = True
             cp.phase = "done"
             self._safe_checkpoint()
-            if s.keep_backups:
-                for removed in apply_retention(s.backup_dir, s.db_path, s.keep_backups):
-                    self._log(f"retention: removed {removed}")
+        self._retention()
         self.emit(RunFinished(result))
         if self.log is not None:
             self.log.close()
+
+
+def apply_run_retention(settings: Settings, log: Callable[[str], None]) -> None:
+    """Backups beyond --keep-backups, and run logs, events files and finished checkpoints
+    beyond --keep-runs: after every run, failed ones too, and after a restore."""
+    try:
+        if settings.keep_backups:
+            for removed in apply_retention(
+                settings.backup_dir, settings.db_path, settings.keep_backups
+            ):
+                log(f"retention: removed {removed}")
+        for removed in prune_runs(settings):
+            log(f"retention: removed {removed}")
+    except OSError as exc:
+        log(f"retention failed: {exc}")
 
 
 class CrawlFailed(SalesmapTuiError):
@@ -1033,6 +1091,101 @@ def result_record(result: RunResult) -> dict[str, Any]:
         exit_code=result.exit_code,
         reason=result.reason,
     )
+
+
+def held_back_snapshots(settings: Settings) -> list[dict[str, Any]]:
+    """Runs of this DB the shrink guard held back whose snapshot is still beside it, newest
+    first: their last history record (`fallback_path`, `reason`, `tables`)."""
+    out = []
+    for record in last_records(settings.history_path).values():
+        if record.get("exit_code") != 5 or record.get("status") != "fallback":
+            continue
+        if not same_file(record.get("db_path"), settings.db_path):
+            continue
+        path = record.get("fallback_path")
+        if isinstance(path, str) and Path(path).is_file():
+            out.append(record)
+    out.sort(key=lambda r: str(r.get("run_tag")), reverse=True)
+    return out
+
+
+def promote_snapshot(
+    settings: Settings, snapshot_path: Path, on_event: EventSink | None = None
+) -> RunResult:
+    """Let a held-back snapshot in (the TUI's "let it in" after a look): under the run lock,
+    check it, back up the live DB, swap it in the same way as a run, record it as done."""
+    sink: EventSink = on_event or (lambda event: None)
+    snapshot_path = Path(snapshot_path)
+    t0 = time.monotonic()
+    lock = RunLock(settings.lock_path)
+    lock.acquire()
+    try:
+        recover_db(settings.db_path)
+        info = _run_info_of(snapshot_path)
+        tag = str(info.get("run_tag") or "")
+        if not is_run_tag(tag) or info.get("status") != "done":
+            raise UsageError(f"{snapshot_path} is not a finished snapshot (no done run_info)")
+        _check_integrity(snapshot_path)
+        backup_path: str | None = None
+        if not settings.no_backup and settings.db_path.is_file():
+            ensure_private_dir(settings.backup_dir)
+            dest = settings.backup_path(_run_tag_of(settings.db_path) or new_run_tag())
+            if not dest.is_file():
+                size = make_backup(settings.db_path, dest)
+                sink(BackupMade(str(dest), size))
+            backup_path = str(dest)
+        previous = {
+            str(r.get("run_tag")): r for r in last_records(settings.history_path).values()
+        }.get(tag, {})
+        tables = _tables_of(snapshot_path)
+        outcome = replace_file_with_retry(
+            snapshot_path, settings.db_path, None, mode=swap_mode(settings.swap)
+        )
+        if not outcome.replaced:
+            raise SalesmapTuiError(
+                f"could not swap {snapshot_path} in: {outcome.error}; the live DB is as it was"
+            )
+        result = RunResult(
+            run_tag=tag,
+            kind="snapshot",
+            status="done",
+            exit_code=0,
+            started_at=str(previous.get("started_at") or info.get("started_at") or ""),
+            finished_at=utc_now_iso(),
+            duration_s=round(time.monotonic() - t0, 3),
+            db_path=str(settings.db_path),
+            final_db_path=str(settings.db_path),
+            temp_db_path=None,
+            backup_path=backup_path,
+            log_path=previous.get("log_path"),
+            replaced=True,
+            fallback_path=None,
+            tables=tables,
+            errors=(),
+            webform=None,
+            message=f"{snapshot_path} let in: {settings.db_path} replaced",
+            swap=outcome.method,
+            reason=f"let in after the shrink guard held it back ({snapshot_path})",
+        )
+        append_history(settings.history_path, result_record(result))
+        apply_run_retention(settings, lambda message: None)
+        sink(RunFinished(result))
+        return result
+    finally:
+        lock.release()
+
+
+def _check_integrity(db: Path) -> None:
+    try:
+        conn = webform.open_readonly(db)
+        try:
+            rows = conn.execute("PRAGMA integrity_check").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise UsageError(f"{db} cannot be read as SQLite: {exc}") from None
+    if [tuple(r) for r in rows] != [("ok",)]:
+        raise UsageError(f"{db} fails the integrity check: {rows[0][0]}")
 
 
 def run_snapshot(
@@ -1150,6 +1303,7 @@ def run_webform_only(
             )
             log.write(f"finished: {status}: {message}")
             append_history(settings.history_path, result_record(result))
+            apply_run_retention(settings, log.write)
             on_event(RunFinished(result))
             return result
     finally:
