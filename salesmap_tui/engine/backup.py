@@ -28,6 +28,7 @@ from salesmap_tui.engine.files import (
     open_private,
     recover_db,
     replace_file_with_retry,
+    resolve_db_path,
     swap_mode,
 )
 from salesmap_tui.engine.runtag import is_run_tag, new_run_tag, utc_now_iso
@@ -203,6 +204,7 @@ def verify_backup(
 ) -> VerifiedBackup:
     """Gunzip next to the live DB, check header and integrity, count rows; else `BadBackup`."""
     progress = on_progress or (lambda stage, fraction: None)
+    settings = resolve_db_path(settings)
     try:
         gz_size = backup_path.stat().st_size
     except OSError as exc:
@@ -334,6 +336,7 @@ def restore_backup(
     from salesmap_tui.engine.history import append_history, make_record
     from salesmap_tui.engine.lock import RunLock
 
+    settings = resolve_db_path(settings)
     db_path = settings.db_path
     temp = verified.temp_path
     try:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 from urllib.request import pathname2url
 
-from salesmap_tui.config import DIR_MODE, FILE_MODE, INPLACE_BUSY_TIMEOUT, REPLACE_TRIES
+from salesmap_tui.config import DIR_MODE, FILE_MODE, INPLACE_BUSY_TIMEOUT, REPLACE_TRIES, Settings
 from salesmap_tui.engine.crashpoints import crashpoint
 
 
@@ -130,6 +130,14 @@ def find_lock_holders(path: Path) -> list[str]:
 SwapMode = Literal["auto", "rename", "in-place"]
 SIDECAR_SUFFIXES = ("-wal", "-shm", "-journal")
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+def resolve_db_path(settings: Settings) -> Settings:
+    """`settings` with --db-path absolute and its symlinks followed. A symlinked live DB has
+    its target replaced (the link stays a link), and a DB has one lock, one temp DB and one
+    history identity however its path is spelled."""
+    resolved = Path(os.path.realpath(settings.db_path))
+    return settings if resolved == settings.db_path else settings.replace(db_path=resolved)
 
 
 def swap_mode(value: str) -> SwapMode:
@@ -282,7 +290,9 @@ def replace_file_with_retry(
     find_holders = holders_of or find_lock_holders
     errors: list[str] = []
     holders: list[str] = []
-    if dst.exists():
+    if not dst.exists():
+        mode = "rename"  # nothing to copy into, and nobody can have it open
+    else:
         left = recover_db(dst)
         if mode == "auto":
             holders = find_holders(dst)

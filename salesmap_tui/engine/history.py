@@ -161,7 +161,7 @@ def close_stale_running(
     """
     closed: list[str] = []
     for tag, record in last_records(path).items():
-        if record.get("status") != "running" or record.get("db_path") != db_path:
+        if record.get("status") != "running" or not _same_path(record.get("db_path"), db_path):
             continue
         finished = utc_now_iso()
         updated = dict(record)
@@ -174,6 +174,13 @@ def close_stale_running(
         append_history(path, make_record(**updated))
         closed.append(tag)
     return closed
+
+
+def _same_path(recorded: object, db_path: str) -> bool:
+    """A record's db_path names `db_path`, however either was spelled (relative, symlinks)."""
+    if not isinstance(recorded, str) or not recorded:
+        return False
+    return recorded == db_path or os.path.realpath(recorded) == os.path.realpath(db_path)
 
 
 def _duration(started_at: object, finished_at: str) -> float | None:

@@ -72,6 +72,7 @@ from salesmap_tui.engine.files import (
     park_fallback,
     recover_db,
     replace_file_with_retry,
+    resolve_db_path,
     swap_mode,
 )
 from salesmap_tui.engine.history import (
@@ -228,7 +229,7 @@ class SnapshotRun:
         cancel: threading.Event,
         transport_factory: TransportFactory | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings = settings = resolve_db_path(settings)
         self._sink = on_event
         self.cancel = cancel
         self.transport_factory = transport_factory
@@ -1115,6 +1116,7 @@ def promote_snapshot(
     """Let a held-back snapshot in (the TUI's "let it in" after a look): under the run lock,
     check it, back up the live DB, swap it in the same way as a run, record it as done."""
     sink: EventSink = on_event or (lambda event: None)
+    settings = resolve_db_path(settings)
     snapshot_path = Path(snapshot_path)
     t0 = time.monotonic()
     lock = RunLock(settings.lock_path)
@@ -1206,6 +1208,7 @@ def run_webform_only(
     transport_factory: TransportFactory | None = None,
 ) -> RunResult:
     """The web-form pass on the live DB, in place, in one transaction; its own history record."""
+    settings = resolve_db_path(settings)
     _prepare_common(settings)
     db = settings.db_path
     if not db.is_file():
