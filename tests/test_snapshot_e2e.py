@@ -123,13 +123,14 @@ def test_webform_history_is_incremental_and_filtered(tmp_path, sandbox, sandbox_
 
 
 def test_second_run_backup_equals_first_snapshot_and_retention(settings):
-    _first, _ = run(settings)
+    first, _ = run(settings)
     before = snapshot_of(settings.db_path)
     second, rec = run(settings)
     assert second.exit_code == 0
     assert second.backup_path is not None
     backup = Path(second.backup_path)
-    assert backup.name == f"salesmap_latest_{second.run_tag}.db.gz"
+    # named by the run tag of the data it holds (CONTRACT.md, Files)
+    assert backup.name == f"salesmap_latest_{first.run_tag}.db.gz"
     assert [e.path for e in rec.of(BackupMade)] == [str(backup)]
     restored = settings.db_path.with_name("restored.db")
     with gzip.open(backup, "rb") as src, restored.open("wb") as dst:
@@ -280,7 +281,11 @@ def _interrupted_run(settings):
     cancel = threading.Event()
 
     def sink(event):
-        if isinstance(event, CheckpointSaved) and event.phase == "crawl":
+        # after a committed page: a request in flight is abandoned at once on cancel, and a
+        # run that committed nothing leaves nothing to resume
+        if isinstance(event, CheckpointSaved) and any(
+            e["pages"] for e in event.endpoints.values()
+        ):
             cancel.set()
 
     from salesmap_tui.engine.api import run_snapshot
@@ -329,6 +334,7 @@ def test_leftovers_of_killed_runs_are_swept_but_checkpointed_work_is_kept(settin
     orphan = db.with_name(f"{db.name}.20260101T000000Z-0bad.tmp")
     orphan.write_bytes(b"SQLite format 3\x00 half a DB")
     orphan.with_name(orphan.name + "-wal").write_bytes(b"wal")
+    settings.backup_dir.mkdir(exist_ok=True)  # no backup yet: the killed run did not swap
     partial_backup = (
         settings.backup_dir / "salesmap_latest_20260101T000000Z-0bad.db.gz.1a2b3c4d.tmp"
     )
