@@ -283,9 +283,7 @@ def _interrupted_run(settings):
     def sink(event):
         # after a committed page: a request in flight is abandoned at once on cancel, and a
         # run that committed nothing leaves nothing to resume
-        if isinstance(event, CheckpointSaved) and any(
-            e["pages"] for e in event.endpoints.values()
-        ):
+        if isinstance(event, CheckpointSaved) and any(e["pages"] for e in event.endpoints.values()):
             cancel.set()
 
     from salesmap_tui.engine.api import run_snapshot
