@@ -341,7 +341,8 @@ class WebformPass:
             new_rows=new_rows,
             dropped=dropped,
             skipped_forms=skipped,
-            error="; ".join(errors[:5]) if errors else None,
+            error=webform.summarize_failures(errors),
+            errors=tuple(errors),
         )
         self.on_event(WebformProgress(len(plan.forms), len(plan.forms), new_rows, dropped, skipped))
         return result
