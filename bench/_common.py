@@ -33,7 +33,9 @@ class SandboxProcess:
         self.token = self.proc.stdout.readline().strip().removeprefix("token: ")
         if not self.base_url.startswith("http"):
             raise RuntimeError(f"sandbox did not start: {shlex.join(self.cmd)}")
-        self.http = httpx.Client(base_url=self.root_url, timeout=60)
+        # the /_sandbox controls answer to the sandbox's token only
+        auth = {"Authorization": f"Bearer {self.token}"}
+        self.http = httpx.Client(base_url=self.root_url, timeout=60, headers=auth)
         return self
 
     def __exit__(

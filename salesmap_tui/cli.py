@@ -259,7 +259,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--base-url",
         default=S,
-        help=f"API base URL ending in /v2 (env {BASE_URL_ENV}; default {DEFAULT_BASE_URL})",
+        help=(
+            f"API base URL ending in /v2 (env {BASE_URL_ENV}; default {DEFAULT_BASE_URL})."
+            " https:// may go through a proxy from HTTPS_PROXY/ALL_PROXY (NO_PROXY honoured;"
+            " a CONNECT tunnel, the token stays inside TLS); plain http:// only to loopback,"
+            " and never through a proxy"
+        ),
     )
     g.add_argument(
         "--concurrency",

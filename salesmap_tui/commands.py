@@ -36,6 +36,7 @@ from salesmap_tui.engine.events import (
     WorkspacePaused,
     event_to_json,
 )
+from salesmap_tui.engine.runlog import escape_line
 
 
 def _err(message: str) -> None:
@@ -90,7 +91,8 @@ class EventPrinter:
         line = self.format(event)
         if line is None:
             return
-        text = f"{_stamp()} {line}"
+        # one event, one line: CRM text in it (a field name with a newline) cannot forge more
+        text = f"{_stamp()} {escape_line(line)}"
         if self.is_error(event):
             _write_line(text, self.err or sys.stderr)
         elif self._out_open:

@@ -17,6 +17,7 @@ import pytest
 from salesmap_tui.config import Settings
 from salesmap_tui.engine.backup import (
     BackupInfo,
+    RestoreFailed,
     apply_retention,
     list_backups,
     make_backup,
@@ -303,7 +304,7 @@ def test_restore_failure_keeps_the_live_db(tmp_path: Path) -> None:
     v = verify_backup(s, backup, None, threading.Event())
     # the safety backup cannot be written: a file stands where the backup dir should be
     s.backup_dir.write_bytes(b"not a directory")
-    with pytest.raises(OSError):
+    with pytest.raises(RestoreFailed, match="restore failed while backing up the live DB"):
         restore_backup(s, v, lambda e: None)
     assert s.db_path.read_bytes() == before
     assert not v.temp_path.exists()

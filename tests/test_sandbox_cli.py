@@ -74,3 +74,28 @@ def test_every_option_has_help() -> None:
     assert args.faults == "500:1:burst=2" and args.rate_window == 0.5 and args.port == 8765
     text = parser.format_help()
     assert "burst=K" in text and "retry_after" in text
+
+
+def test_non_loopback_host_needs_allow_remote() -> None:
+    proc = start("--port", "0", "--host", "0.0.0.0")
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 2 and out == ""
+    assert "--allow-remote" in err and "0.0.0.0" in err
+
+
+def test_allow_remote_serves_with_a_warning() -> None:
+    proc = start("--port", "0", "--host", "0.0.0.0", "--allow-remote", "--scale", "3")
+    try:
+        assert proc.stdout is not None
+        base = proc.stdout.readline().strip().removeprefix("base_url: ")
+        proc.stdout.readline()
+        port = base.rsplit(":", 1)[1].split("/")[0]
+        r = httpx.post(f"http://127.0.0.1:{port}/_sandbox/revoke")
+        assert r.status_code == 401  # the controls still need the token
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+        assert "warning" in err and "reachable from other machines" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

@@ -316,7 +316,7 @@ def test_day_two_over_http(client: httpx.Client, srv: SandboxServer) -> None:
     day1, _, _ = walk(client, "/organization", "organizationList")
     fid = Dataset(1, 120).forms()[0]["id"]
     subs1, _, _ = walk(client, f"/webForm/{fid}/submit", "webFormSubmitList")
-    r = httpx.post(f"{srv.root_url}/_sandbox/day", params={"n": 2})
+    r = httpx.post(f"{srv.root_url}/_sandbox/day", params={"n": 2}, headers=control(srv))
     assert r.status_code == 200
     try:
         day2, _, _ = walk(client, "/organization", "organizationList")
@@ -328,26 +328,44 @@ def test_day_two_over_http(client: httpx.Client, srv: SandboxServer) -> None:
     assert len(subs2) > len(subs1)
 
 
+def control(srv: SandboxServer) -> dict[str, str]:
+    """The /_sandbox controls need the sandbox's own token."""
+    return {"Authorization": f"Bearer {srv.token}"}
+
+
+def test_controls_refuse_requests_without_the_token(srv: SandboxServer) -> None:
+    root = srv.root_url
+    for bad in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": srv.token}):
+        assert httpx.post(f"{root}/_sandbox/revoke", headers=bad).status_code == 401
+        assert (
+            httpx.post(f"{root}/_sandbox/faults", content="500:1", headers=bad).status_code == 401
+        )
+        assert httpx.get(f"{root}/_sandbox/log", headers=bad).status_code == 401
+    with auth_client(srv) as c:
+        assert c.get("/user").status_code == 200
+
+
 def test_http_controls(srv: SandboxServer, client: httpx.Client) -> None:
     root = srv.root_url
-    assert httpx.post(f"{root}/_sandbox/reset").json()["ok"]
+    ctl = httpx.Client(headers=control(srv))
+    assert ctl.post(f"{root}/_sandbox/reset").json()["ok"]
     client.get("/people")
     client.get("/nope")
-    stats = httpx.get(f"{root}/_sandbox/stats").json()
+    stats = ctl.get(f"{root}/_sandbox/stats").json()
     assert stats["by_kind"]["people"]["200"] == 1 and stats["by_kind"]["unknown"]["200"] == 1
     assert stats["requests"] == 2 and stats["max_in_window"] == 2 and stats["min_gap_s"] >= 0
-    assert httpx.post(f"{root}/_sandbox/faults", content="500:1:path=user").json()["ok"]
+    assert ctl.post(f"{root}/_sandbox/faults", content="500:1:path=user").json()["ok"]
     assert client.get("/user").status_code == 500
-    assert httpx.post(f"{root}/_sandbox/faults", content="bogus").status_code == 400
-    assert httpx.post(f"{root}/_sandbox/faults", content="").json()["ok"]
+    assert ctl.post(f"{root}/_sandbox/faults", content="bogus").status_code == 400
+    assert ctl.post(f"{root}/_sandbox/faults", content="").json()["ok"]
     assert client.get("/user").status_code == 200
-    assert httpx.post(f"{root}/_sandbox/revoke").json()["token_valid"] is False
+    assert ctl.post(f"{root}/_sandbox/revoke").json()["token_valid"] is False
     assert client.get("/user").status_code == 401
-    assert httpx.post(f"{root}/_sandbox/restore").json()["token_valid"] is True
-    assert httpx.post(f"{root}/_sandbox/latency", params={"ms": 1, "jitter": 2}).json()["ok"]
+    assert ctl.post(f"{root}/_sandbox/restore").json()["token_valid"] is True
+    assert ctl.post(f"{root}/_sandbox/latency", params={"ms": 1, "jitter": 2}).json()["ok"]
     assert client.get("/user").status_code == 200
     srv.set_latency(0, 0)
-    log = httpx.get(f"{root}/_sandbox/log").json()["entries"]
+    log = ctl.get(f"{root}/_sandbox/log").json()["entries"]
     assert {e["status"] for e in log} >= {200, 500, 401}
     assert all({"t", "wall", "path", "cursor", "status"} <= set(e) for e in log)
 

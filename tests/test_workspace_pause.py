@@ -64,7 +64,11 @@ class SandboxProcess:
         self.base_url = self.proc.stdout.readline().strip().removeprefix("base_url: ")
         self.token = self.proc.stdout.readline().strip().removeprefix("token: ")
         assert self.base_url.startswith("http"), "the sandbox did not start"
-        self.http = httpx.Client(base_url=self.base_url.removesuffix("/v2"), timeout=30)
+        # the /_sandbox controls answer to the sandbox's token only
+        auth = {"Authorization": f"Bearer {self.token}"}
+        self.http = httpx.Client(
+            base_url=self.base_url.removesuffix("/v2"), timeout=30, headers=auth
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,7 +6,6 @@ import contextlib
 import gzip
 import os
 import secrets
-import shutil
 import sqlite3
 import stat
 import threading
@@ -15,11 +14,13 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from salesmap_tui.config import Settings
+from salesmap_tui.engine.backup_owner import owner_id, owner_tag, read_owner, write_gzip
 from salesmap_tui.engine.checkpoint import CheckpointManager
 from salesmap_tui.engine.crashpoints import crashpoint
-from salesmap_tui.engine.errors import BadBackup, UsageError
+from salesmap_tui.engine.errors import BadBackup, SalesmapTuiError, UsageError
 from salesmap_tui.engine.events import BackupMade, EngineWarning, EventSink
 from salesmap_tui.engine.files import (
     ensure_private_dir,
@@ -43,6 +44,7 @@ class BackupInfo:
     size_bytes: int
     mtime: float
     run_tag: str | None  # parsed from `<stem>_<run_tag>.db.gz`, None if the name does not match
+    owner: str | None = None  # the source DB recorded in the backup (None: an older backup)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ def make_backup(db_path: Path, dest: Path) -> int:
     if not db_path.is_file():
         raise FileNotFoundError(f"cannot back up {db_path}: no such file")
     ensure_private_dir(dest.parent)
-    token = secrets.token_hex(4)
+    # the owner's tag first: another DB's orphan sweep in a shared folder leaves these alone
+    token = f"{owner_tag(db_path)}{secrets.token_hex(8)}"
     raw_tmp = dest.with_name(f"{dest.name}.{token}.sqlite.tmp")
     gz_tmp = dest.with_name(f"{dest.name}.{token}.tmp")
     try:
@@ -102,11 +105,9 @@ def make_backup(db_path: Path, dest: Path) -> int:
         finally:
             src.close()
         with open(raw_tmp, "rb") as fin, open_private(gz_tmp, "wb") as raw_out:
-            # level 6: 2.2x faster than 9 for a 0.2 % bigger file (issue 12, 100 MB DB)
-            with gzip.GzipFile(
-                filename="", mode="wb", fileobj=raw_out, mtime=0, compresslevel=6
-            ) as gz:
-                shutil.copyfileobj(fin, gz, CHUNK)
+            # level 6: 2.2x faster than 9 for a 0.2 % bigger file (issue 12, 100 MB DB); the
+            # header comment records which DB this is a backup of (a shared backup folder)
+            write_gzip(fin, raw_out, owner_id(db_path), CHUNK, level=6)
             raw_out.flush()
             os.fsync(raw_out.fileno())
         crashpoint("backup_write")
@@ -115,6 +116,14 @@ def make_backup(db_path: Path, dest: Path) -> int:
     except sqlite3.Error as exc:
         _remove(raw_tmp, gz_tmp, *_sidecars(raw_tmp))
         raise OSError(f"cannot back up {db_path}: {exc}") from exc
+    except OSError as exc:
+        _remove(raw_tmp, gz_tmp, *_sidecars(raw_tmp))
+        if exc.filename or str(dest.parent) in str(exc):
+            raise
+        # a write that failed (a full disk) names no file: say which one
+        raise OSError(
+            exc.errno, f"cannot back up {db_path} to {dest}: {exc.strerror or exc}"
+        ) from exc
     except BaseException:
         _remove(raw_tmp, gz_tmp, *_sidecars(raw_tmp))
         raise
@@ -144,7 +153,15 @@ def _backup_run_tag(name: str, stem: str) -> str | None:
 
 
 def list_backups(backup_dir: Path, db_path: Path) -> list[BackupInfo]:
-    """The `<stem>_*.db.gz` files in `backup_dir`, newest first (run tag, then mtime)."""
+    """This DB's `<stem>_*.db.gz` files in `backup_dir`, newest first (run tag, then mtime).
+
+    A backup that records another DB as its source (a folder shared by `a/crm.db` and
+    `b/crm.db`) is not listed; an older backup that records none is.
+    """
+    return [b for b in _stem_backups(backup_dir, db_path) if b.owner in (None, owner_id(db_path))]
+
+
+def _stem_backups(backup_dir: Path, db_path: Path) -> list[BackupInfo]:
     stem = db_path.stem
     try:
         entries = list(backup_dir.iterdir())
@@ -169,6 +186,7 @@ def list_backups(backup_dir: Path, db_path: Path) -> list[BackupInfo]:
                 size_bytes=st.st_size,
                 mtime=st.st_mtime,
                 run_tag=_backup_run_tag(name, stem),
+                owner=read_owner(p),
             )
         )
     out.sort(key=lambda b: (b.run_tag is not None, b.run_tag or "", b.mtime), reverse=True)
@@ -183,7 +201,12 @@ def apply_retention(backup_dir: Path, db_path: Path, keep: int) -> list[Path]:
     """
     if keep <= 0:
         return []
-    ours = [b for b in list_backups(backup_dir, db_path) if b.run_tag is not None]
+    mine = owner_id(db_path)
+    named = [b for b in _stem_backups(backup_dir, db_path) if b.run_tag is not None]
+    # an older backup records no owner: it is ours only while no other DB of this stem shares
+    # the folder (then whose it is cannot be told, and it is kept)
+    shared = any(b.owner not in (None, mine) for b in named)
+    ours = [b for b in named if b.owner == mine or (b.owner is None and not shared)]
     deleted: list[Path] = []
     for info in ours[keep:]:
         try:
@@ -230,6 +253,12 @@ def verify_backup(
     except BadBackup:
         _remove(temp, *_sidecars(temp))
         raise
+    except RestoreFailed as exc:
+        _remove(temp, *_sidecars(temp))
+        note = _record_failed_restore(
+            settings, new_run_tag(), utc_now_iso(), temp, None, exc, backup_path
+        )
+        raise RestoreFailed(str(exc) + note) from None
     except BaseException:
         _remove(temp, *_sidecars(temp))
         raise
@@ -245,7 +274,7 @@ def _gunzip(
 ) -> int:
     written = 0
     try:
-        with open(src, "rb") as raw, open_private(dest, "wb") as out:
+        with open(src, "rb") as raw, _LocalWrite(dest, "decompressing the backup") as out:
             with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
                 while True:
                     if cancel.is_set():
@@ -256,8 +285,9 @@ def _gunzip(
                     out.write(chunk)
                     written += len(chunk)
                     progress("gunzip", min(raw.tell() / gz_size, 1.0) if gz_size else 1.0)
-            out.flush()
-            os.fsync(out.fileno())
+            out.sync()
+    except RestoreFailed:
+        raise
     except gzip.BadGzipFile as exc:
         raise BadBackup(f"backup {src} is not a gzip file: {exc}") from None
     except EOFError:
@@ -268,6 +298,52 @@ def _gunzip(
         raise BadBackup(f"cannot decompress backup {src}: {exc}") from None
     progress("gunzip", 1.0)
     return written
+
+
+class RestoreFailed(SalesmapTuiError):
+    """A restore stopped by a local failure (a full disk), not by the backup: exit 1."""
+
+
+class _LocalWrite:
+    """The decompressed copy being written: a failure to write it is the disk's, named so."""
+
+    def __init__(self, path: Path, phase: str) -> None:
+        self.path = path
+        self.phase = phase
+        self._fh: IO[bytes] | None = None
+
+    def _fail(self, exc: OSError) -> RestoreFailed:
+        return RestoreFailed(
+            f"restore failed while {self.phase}: writing {self.path} failed: "
+            f"{exc.strerror or exc}; the live DB is untouched"
+        )
+
+    def __enter__(self) -> _LocalWrite:
+        try:
+            self._fh = open_private(self.path, "wb")
+        except OSError as exc:
+            raise self._fail(exc) from None
+        return self
+
+    def write(self, data: bytes) -> None:
+        assert self._fh is not None
+        try:
+            self._fh.write(data)
+        except OSError as exc:
+            raise self._fail(exc) from None
+
+    def sync(self) -> None:
+        assert self._fh is not None
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:
+            raise self._fail(exc) from None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
 
 
 def _check_sqlite(temp: Path, backup_path: Path) -> dict[str, int]:
@@ -295,6 +371,11 @@ def _check_sqlite(temp: Path, backup_path: Path) -> dict[str, int]:
             tables[name] = int(conn.execute(f"SELECT COUNT(*) FROM {quoted}").fetchone()[0])
         return tables
     except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            raise RestoreFailed(
+                f"restore failed while checking the decompressed copy: writing {temp} failed: "
+                f"{exc}; the live DB is untouched"
+            ) from None
         raise BadBackup(f"backup {backup_path} is not a usable SQLite database: {exc}") from None
     finally:
         conn.close()
@@ -326,6 +407,42 @@ def supersede_checkpoints(settings: Settings, restored_from: Path) -> list[str]:
     )
 
 
+def _record_failed_restore(
+    settings: Settings,
+    run_tag: str,
+    started_at: str,
+    temp: Path,
+    safety: Path | None,
+    exc: BaseException,
+    restored_from: Path,
+    t0: float | None = None,
+) -> str:
+    """A failed restore is in the history too; else a note for its message (a full disk)."""
+    from salesmap_tui.engine.history import append_history, make_record
+
+    try:
+        append_history(
+            settings.history_path,
+            make_record(
+                run_tag=run_tag,
+                kind="restore",
+                status="failed",
+                started_at=started_at,
+                finished_at=utc_now_iso(),
+                duration_s=None if t0 is None else round(time.monotonic() - t0, 3),
+                db_path=str(settings.db_path),
+                temp_db_path=str(temp),
+                backup_path=str(safety) if safety else None,
+                errors=[str(exc) or type(exc).__name__],
+                exit_code=getattr(exc, "exit_code", 1),
+                restored_from=str(restored_from),
+            ),
+        )
+    except Exception as hist_exc:
+        return f" (and this failure is not in the history: {hist_exc})"
+    return ""
+
+
 def restore_backup(
     settings: Settings, verified: VerifiedBackup, on_event: EventSink
 ) -> RestoreResult:
@@ -349,6 +466,7 @@ def restore_backup(
     started_at = utc_now_iso()
     t0 = time.monotonic()
     safety: Path | None = None
+    phase = "starting"
     try:
         try:
             if not temp.is_file():
@@ -358,9 +476,11 @@ def restore_backup(
             if db_path.exists():
                 # named by the run tag of the data it holds; already backed up: not again
                 safety = settings.backup_path(held_run_tag(db_path) or run_tag)
+                phase = f"backing up the live DB to {safety}"
                 if not safety.is_file():
                     size = make_backup(db_path, safety)
                     on_event(BackupMade(path=str(safety), size_bytes=size))
+            phase = f"moving the verified copy {temp} over {db_path}"
             fsync_file(temp)
             # before the swap: a kill right after it must not leave a checkpoint that a
             # nightly --resume would revive over the restored data
@@ -379,23 +499,17 @@ def restore_backup(
                 raise
         except BaseException as exc:
             _remove(temp, *_sidecars(temp))
-            with contextlib.suppress(Exception):
-                append_history(
-                    settings.history_path,
-                    make_record(
-                        run_tag=run_tag,
-                        kind="restore",
-                        status="failed",
-                        started_at=started_at,
-                        finished_at=utc_now_iso(),
-                        duration_s=round(time.monotonic() - t0, 3),
-                        db_path=str(db_path),
-                        temp_db_path=str(temp),
-                        backup_path=str(safety) if safety else None,
-                        errors=[str(exc) or type(exc).__name__],
-                        restored_from=str(verified.backup_path),
-                    ),
+            if isinstance(exc, OSError):
+                exc = RestoreFailed(
+                    f"restore failed while {phase}: {exc.strerror or exc}"
+                    + (f" ({exc.filename})" if exc.filename else "")
+                    + f"; the live DB {db_path} is as it was"
                 )
+            note = _record_failed_restore(
+                settings, run_tag, started_at, temp, safety, exc, verified.backup_path, t0
+            )
+            if isinstance(exc, RestoreFailed):
+                raise RestoreFailed(str(exc) + note) from None
             raise
         record = make_record(
             run_tag=run_tag,

@@ -26,8 +26,14 @@ from urllib.parse import urlsplit, urlunsplit
 from salesmap_tui.config import CHECKPOINT_RENAME_TRIES, FILE_MODE, checkpoint_file_name
 from salesmap_tui.engine.crashpoints import crashpoint
 from salesmap_tui.engine.errors import BadCheckpoint
-from salesmap_tui.engine.files import ensure_private_dir, fsync_dir, fsync_file, open_private
-from salesmap_tui.engine.runtag import utc_now_iso
+from salesmap_tui.engine.files import (
+    ensure_private_dir,
+    fsync_dir,
+    fsync_file,
+    open_private,
+    sync_sqlite_files,
+)
+from salesmap_tui.engine.runtag import is_run_tag, utc_now_iso
 
 
 @dataclass
@@ -197,6 +203,24 @@ def _require(
         raise ValueError(f"{where} field {key!r} has the wrong type ({type(value).__name__})")
 
 
+def check_own_paths(cp: Checkpoint, db_path: Path) -> None:
+    """A checkpoint may only name this DB and this DB's own temp name for its run tag.
+
+    A checkpoint is a file in a folder others may write to: one naming another SQLite file as
+    its temp DB would have the run write into that file and move it over the live DB.
+    """
+    if not is_run_tag(cp.run_tag):
+        raise BadCheckpoint(f"checkpoint run tag {cp.run_tag!r} is not a run tag")
+    if Path(cp.db_path).absolute() != db_path.absolute():
+        raise BadCheckpoint(f"checkpoint {cp.run_tag} belongs to {cp.db_path}, not {db_path}")
+    own = db_path.absolute().with_name(f"{db_path.name}.{cp.run_tag}.tmp")
+    if Path(cp.temp_db_path).absolute() != own:
+        raise BadCheckpoint(
+            f"checkpoint {cp.run_tag} names {cp.temp_db_path} as its temp DB, not {own}; "
+            "refusing to write into another file"
+        )
+
+
 class CheckpointManager:
     """Checkpoints in one directory: `checkpoint_<run_tag>.json`, written via `.json.tmp`."""
 
@@ -225,10 +249,21 @@ class CheckpointManager:
         final = self.path_for(cp.run_tag)
         tmp = final.with_name(final.name + ".tmp")
         data = json.dumps(checkpoint_to_dict(cp), ensure_ascii=False, indent=1)
-        with open_private(tmp, "wb") as fh:
-            fh.write(data.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
+        # the rows a checkpoint covers are durable before the checkpoint is: a power cut can
+        # never leave a checkpoint whose cursor is past rows the temp DB lost
+        try:
+            sync_sqlite_files(Path(cp.temp_db_path))
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"cannot sync the temp DB {cp.temp_db_path}: {exc.strerror or exc}"
+            ) from None
+        try:
+            self._write_tmp(tmp, data.encode("utf-8"))
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OSError(
+                exc.errno, f"cannot write the checkpoint {tmp}: {exc.strerror or exc}"
+            ) from None
         crashpoint("checkpoint_write")
         last: OSError | None = None
         for attempt in range(1, CHECKPOINT_RENAME_TRIES + 1):
@@ -253,6 +288,16 @@ class CheckpointManager:
             ) from exc
         fsync_dir(self.directory)
         return final
+
+    @staticmethod
+    def _write_tmp(tmp: Path, data: bytes) -> None:
+        # a `.json.tmp` is ours (the lock is held): a leftover, or a symlink planted in a shared
+        # folder, is unlinked (never followed) and the file created anew
+        tmp.unlink(missing_ok=True)
+        with open_private(tmp, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def load(self, run_tag: str) -> Checkpoint:
         path = self.path_for(run_tag)

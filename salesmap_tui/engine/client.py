@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 
-from salesmap_tui.config import TOKEN_ENV, Settings
+from salesmap_tui.config import TOKEN_ENV, Settings, is_loopback_host
 from salesmap_tui.engine.endpoints import (
     EndpointSpec,
     MalformedEnvelope,
@@ -35,6 +36,7 @@ from salesmap_tui.engine.errors import (
     MaxRetriesExceeded,
     MissingToken,
     TokenRejected,
+    UsageError,
     printable,
 )
 from salesmap_tui.engine.events import EventSink, RequestRetried, WorkspacePaused
@@ -215,6 +217,25 @@ def compute_wait(action: Action, attempt: int, settings: Settings) -> tuple[floa
     return min(max(0.0, base) * 2.0 ** min(attempt - 1, 60), cap), "backoff"
 
 
+def use_env_proxy(base_url: str) -> bool:
+    """Whether the client may take a proxy (and CA settings) from the environment.
+
+    Loopback never goes through a proxy: a plain-http sandbox URL would hand the token to it in
+    clear. Other hosts are https only, so a proxy from `HTTPS_PROXY`/`ALL_PROXY` (minus
+    `NO_PROXY`) only tunnels TLS with CONNECT: what users behind a corporate proxy need. Plain
+    http to another host is refused outright, proxy or not.
+    """
+    parts = urlsplit(base_url)
+    if is_loopback_host(parts.hostname or ""):
+        return False
+    if parts.scheme != "https":
+        raise UsageError(
+            f"refusing plain http:// to {parts.hostname}: the API token would travel in clear "
+            "(through any proxy on the way too); use https://"
+        )
+    return True
+
+
 class _Retryable(Exception):
     """Internal: an attempt to retry; carries the classified outcome and its grant time."""
 
@@ -259,6 +280,7 @@ class SalesmapClient:
             },
             timeout=httpx.Timeout(settings.request_timeout),
             transport=transport,
+            trust_env=use_env_proxy(settings.base_url),
             # A redirect is answered as an error instead of carrying the token elsewhere.
             follow_redirects=False,
         )

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TextIO, cast
 
-from salesmap_tui.config import FILE_MODE
+from salesmap_tui.engine.files import create_private_fd
 from salesmap_tui.engine.runtag import utc_now_iso
 
 Phase = Literal["lock", "backup", "prepare", "crawl", "webform", "finalize", "swap", "done"]
@@ -275,7 +275,8 @@ class EventsFile:
         self._lock = threading.Lock()  # the engine thread and the pacer's callbacks both emit
         self.failed: str | None = None
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+            # no symlink followed; a new file's folder fsynced
+            fd, _created = create_private_fd(path, os.O_WRONLY | os.O_APPEND)
             self._file = os.fdopen(fd, "a", encoding="utf-8")
         except OSError as exc:
             self.failed = f"cannot write the events file {path}: {exc.strerror or exc}"

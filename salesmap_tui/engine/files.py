@@ -9,6 +9,7 @@ then a fallback file next to the live DB; never a half-written live DB, never an
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -26,7 +27,11 @@ from salesmap_tui.engine.crashpoints import crashpoint
 
 
 def ensure_private_dir(path: Path) -> None:
-    """Create `path` and its missing parents; the directories created here get 0700."""
+    """Create `path` and its missing parents; the directories created here get 0700.
+
+    Each new directory's parent is fsynced, so a folder made here survives a power loss (a file
+    published into it later would otherwise vanish with it).
+    """
     missing: list[Path] = []
     current = path
     while not current.exists():
@@ -35,10 +40,31 @@ def ensure_private_dir(path: Path) -> None:
             break
         current = current.parent
     path.mkdir(parents=True, exist_ok=True)
-    for created in missing:
+    for created in reversed(missing):  # outermost first: its parent existed already
         # mkdir's mode is filtered by the umask; chmod makes it exact
         with contextlib.suppress(OSError):
             os.chmod(created, DIR_MODE)
+        fsync_dir(created.parent)
+
+
+# O_NOFOLLOW: a symlink planted in a shared folder is refused instead of writing through it
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def create_private_fd(path: Path, flags: int) -> tuple[int, bool]:
+    """`os.open(path, flags | O_CREAT | O_NOFOLLOW, 0600)`; also says whether it created the file.
+
+    A file created here has its folder fsynced, so its name is as durable as its content.
+    """
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL | NOFOLLOW, FILE_MODE)
+        created = True
+    except FileExistsError:
+        fd = os.open(path, (flags & ~os.O_EXCL) | NOFOLLOW)
+        created = False
+    if created:
+        fsync_dir(path.parent)
+    return fd, created
 
 
 def open_private(path: Path, mode: str = "w", encoding: str | None = None) -> IO[Any]:
@@ -54,7 +80,7 @@ def open_private(path: Path, mode: str = "w", encoding: str | None = None) -> IO
         raise ValueError(f"open_private is for writing, not mode {mode!r}")
     if "+" in mode:
         flags = (flags & ~os.O_WRONLY) | os.O_RDWR
-    fd = os.open(path, flags, FILE_MODE)
+    fd = os.open(path, flags | NOFOLLOW, FILE_MODE)
     try:
         if "b" in mode:
             return os.fdopen(fd, mode)
@@ -88,7 +114,40 @@ def fsync_dir(path: Path) -> None:
 
 def tmp_sibling(path: Path) -> Path:
     """A unique temp name next to `path` (same directory, so os.replace stays atomic)."""
-    return path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+    return path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
+
+
+def remove_planted_links(db: Path) -> None:
+    """Before SQLite opens our own DB (a temp DB, under the lock): no symlink in its place.
+
+    SQLite follows symlinks for the DB and for its `-wal`/`-shm`/`-journal`; a link planted in a
+    shared folder would have it write into the link's target. A link where a sidecar goes is
+    removed (the name is ours); one where the DB itself is refuses the run.
+    """
+    if db.is_symlink():
+        raise OSError(errno.ELOOP, f"{db} is a symbolic link; refusing to write through it")
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = db.with_name(db.name + suffix)
+        if side.is_symlink():
+            side.unlink()
+
+
+def sync_sqlite_files(db: Path) -> None:
+    """fsync a SQLite DB, its `-wal` and its folder: what it committed survives a power loss.
+
+    The temp DB runs with synchronous=NORMAL (a commit is written, not fsynced); this is the
+    barrier before a checkpoint that covers those commits is published.
+    """
+    for path in (db.with_name(db.name + "-wal"), db):
+        try:
+            fd = os.open(path, os.O_RDONLY | NOFOLLOW)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fsync_dir(db.parent)
 
 
 def write_private_atomic(path: Path, data: bytes) -> None:
@@ -405,10 +464,32 @@ def _say(log: Callable[[str], None] | None, message: str) -> None:
 
 
 def _match_mode(src: Path, dst: Path) -> None:
-    """Give `src` the permission bits `dst` has (0600 if there is no `dst`)."""
+    """Give `src` the permission bits `dst` has (0600 if there is no `dst`), and its group."""
     try:
-        mode = stat.S_IMODE(dst.stat().st_mode)
+        st = dst.stat()
     except OSError:
-        mode = FILE_MODE
+        with contextlib.suppress(OSError):
+            os.chmod(src, FILE_MODE)
+        return
+    match_owner(src, st)
+
+
+def match_owner(path: Path, old: os.stat_result) -> None:
+    """Give `path` the group (and owner, where allowed) and mode bits of a file it replaces.
+
+    A dashboard user reading the live DB through its group keeps access after a swap or a
+    restore. The group is set first: chown may clear setgid bits, chmod then puts them back.
+    A process without the right (another user's group) keeps its own: nothing else to do.
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        return
+    if (st.st_uid, st.st_gid) != (old.st_uid, old.st_gid):
+        try:
+            os.chown(path, old.st_uid, old.st_gid)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.chown(path, -1, old.st_gid)
     with contextlib.suppress(OSError):
-        os.chmod(src, mode)
+        os.chmod(path, stat.S_IMODE(old.st_mode))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from salesmap_tui.engine.crashpoints import crashpoint
-from salesmap_tui.engine.files import ensure_private_dir, open_private
+from salesmap_tui.engine.files import create_private_fd, ensure_private_dir
 from salesmap_tui.engine.runtag import utc_now_iso
 
 
@@ -90,21 +91,60 @@ def make_record(**fields: Any) -> dict[str, Any]:
 
 
 def append_history(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line; heals a torn last line (from a killed process) first."""
+    """Append one JSON line, whole or not at all.
+
+    The line goes out in one `write`; a short or failed write (a full disk) is cut back to the
+    size the file had, so a reader never finds a fragment, and the OSError names the file. A
+    torn last line left by a killed process is healed (a newline first). The file is opened
+    without following a symlink planted in its place.
+    """
     ensure_private_dir(path.parent)
     line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-    with open_private(path, "ab") as fh:
+    try:
+        fd, _created = create_private_fd(path, os.O_RDWR | os.O_APPEND)
+    except OSError as exc:
+        raise _history_error(path, "open", exc) from None
+    try:
+        size = os.fstat(fd).st_size
         prefix = b""
-        size = os.fstat(fh.fileno()).st_size
-        if size > 0:
-            with open(path, "rb") as reader:
-                reader.seek(size - 1)
-                if reader.read(1) != b"\n":
-                    prefix = b"\n"
+        if size > 0 and _last_byte(path, size) != b"\n":
+            prefix = b"\n"
+        data = prefix + line.encode("utf-8")
         crashpoint("history_append")
-        fh.write(prefix + line.encode("utf-8"))
-        fh.flush()
-        os.fsync(fh.fileno())
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+            os.fsync(fd)
+        except OSError as exc:
+            _cut_back(fd, size)
+            raise _history_error(path, "append", exc) from None
+    finally:
+        os.close(fd)
+
+
+def _last_byte(path: Path, size: int) -> bytes:
+    """The file's last byte (os.pread is POSIX-only: a second handle, which works anywhere)."""
+    with open(path, "rb") as reader:
+        reader.seek(size - 1)
+        return reader.read(1)
+
+
+def _cut_back(fd: int, size: int) -> None:
+    """Remove what a failed append wrote (truncating frees blocks, so it works on a full disk)."""
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except OSError:
+        pass
+
+
+def _history_error(path: Path, what: str, exc: OSError) -> OSError:
+    detail = exc.strerror or str(exc)
+    message = f"cannot {what} the run history {path}: {detail}"
+    if what == "append":
+        message += " (the record was not written; the file is as it was)"
+    return OSError(exc.errno, message)
 
 
 def read_history(path: Path) -> list[HistoryEntry | HistoryProblem]:

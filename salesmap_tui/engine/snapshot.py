@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import glob
 import json
 import sqlite3
@@ -26,11 +27,13 @@ from salesmap_tui import __version__
 from salesmap_tui.config import ConfigError, Settings
 from salesmap_tui.engine import webform
 from salesmap_tui.engine.backup import SQLITE_HEADER, apply_retention, make_backup
+from salesmap_tui.engine.backup_owner import owner_tag
 from salesmap_tui.engine.checkpoint import (
     Checkpoint,
     CheckpointManager,
     EndpointCheckpoint,
     age_hours,
+    check_own_paths,
     workspace_of,
     workspace_problem,
 )
@@ -71,6 +74,7 @@ from salesmap_tui.engine.files import (
     fsync_file,
     park_fallback,
     recover_db,
+    remove_planted_links,
     replace_file_with_retry,
     resolve_db_path,
     swap_mode,
@@ -99,6 +103,9 @@ from salesmap_tui.engine.writer import (
 # tests and benchmarks may hand the engine an in-process transport
 TransportFactory = Callable[[], httpx.AsyncBaseTransport]
 
+SIDECARS = ("-wal", "-shm", "-journal")
+RESTORE_LEFTOVER_AGE_S = 3600.0
+SUPERSEDED_KEEP_S = 12 * 3600.0  # as long as --resume-max-age's default
 MANIFEST_SQL = (
     "CREATE TABLE IF NOT EXISTS manifest "
     "(table_name TEXT PRIMARY KEY, rows INTEGER, cols INTEGER, pages INTEGER, errors TEXT)"
@@ -242,6 +249,7 @@ class SnapshotRun:
         self.cp: Checkpoint | None = None
         self.endpoints: dict[str, Endpoint] = {}
         self.started_mono = time.monotonic()
+        self.current_phase = "start"
         self._pending_warnings: list[str] = []  # found before the run log exists
         self.swap_method: str | None = None
         self.discarded = False  # a run that committed nothing removed its temp DB and checkpoint
@@ -274,7 +282,7 @@ class SnapshotRun:
         try:
             self._sink(event)
         except Exception:  # a broken UI callback must not break the snapshot
-            self._log("event sink failed:\n" + traceback.format_exc())
+            self._log_block("event sink failed:", traceback.format_exc())
 
     def _log(self, message: str) -> None:
         if self.log is not None:
@@ -284,10 +292,15 @@ class SnapshotRun:
         """A line in the run log (for the crawl, which reports through this run)."""
         self._log(message)
 
+    def _log_block(self, title: str, body: str) -> None:
+        if self.log is not None:
+            self.log.write_block(title, body)
+
     def warn(self, message: str) -> None:
         self.emit(EngineWarning(message))
 
     def phase(self, phase: Any, detail: str = "") -> None:
+        self.current_phase = str(phase)
         self._log(f"phase: {phase}" + (f" ({detail})" if detail else ""))
         self.emit(PhaseChanged(phase, detail))
 
@@ -305,6 +318,7 @@ class SnapshotRun:
             return
         if phase is not None:
             cp.phase = phase
+        self._count_rows()
         cp.endpoints = {name: ep.state for name, ep in self.endpoints.items()}
         path = self.checkpoints.save(cp)
         self._log(f"checkpoint saved: {path} (phase {cp.phase})")
@@ -325,6 +339,16 @@ class SnapshotRun:
                 },
             )
         )
+
+    def _count_rows(self) -> None:
+        """The checkpoint's row counts are the tables' own (an id seen on two pages is one row),
+        so a resume compares like with like."""
+        if self.conn is None:
+            return
+        for ep in self.endpoints.values():
+            if ep.writer is not None and ep.state.pages:
+                with contextlib.suppress(sqlite3.Error):
+                    ep.state.rows = ep.writer.row_count()
 
     # --- main ----------------------------------------------------------------------------------
     def execute(self) -> RunResult:
@@ -379,17 +403,65 @@ class SnapshotRun:
                 *(temp.with_name(temp.name + x) for x in ("-wal", "-shm", "-journal")),
             ]
         if s.backup_dir.is_dir():
-            pattern = glob.escape(f"{s.db_path.stem}_") + "*.db.gz.*.tmp*"
-            orphans += list(s.backup_dir.glob(pattern))
-        for path in orphans:
+            # only this DB's partial backups: another DB sharing the folder may be writing its own
+            stem = glob.escape(f"{s.db_path.stem}_")
+            orphans += list(s.backup_dir.glob(f"{stem}*.db.gz.{owner_tag(s.db_path)}*.tmp*"))
+            # partial backups of older versions (8 hex digits, no owner tag)
+            orphans += list(s.backup_dir.glob(f"{stem}*.db.gz.{'[0-9a-f]' * 8}.*tmp"))
+        why = {p: "left by an interrupted run, nothing could resume it" for p in orphans}
+        why.update(self._superseded_temp_dbs())
+        why.update(self._restore_leftovers())
+        for path, reason in why.items():
             try:
-                if path.is_file():
+                if path.is_file() and not path.is_symlink():
                     path.unlink()
-                    self._pending_warnings.append(
-                        f"removed {path}: left by an interrupted run, nothing could resume it"
-                    )
+                    self._pending_warnings.append(f"removed {path}: {reason}")
             except OSError as exc:
                 self._pending_warnings.append(f"could not remove leftover {path}: {exc}")
+
+    def _superseded_temp_dbs(self) -> dict[Path, str]:
+        """Temp DBs of unfinished runs older than the live snapshot: `--resume` never takes them
+        (it would put older data live), so they would stay forever. `--resume-run-tag` can
+        still force one for SUPERSEDED_KEEP_S after its last checkpoint; then it goes. Only a
+        checkpoint's own temp name is touched, and never the run being resumed."""
+        s = self.settings
+        live_started = _run_info_of(s.db_path).get("started_at")
+        if not live_started:
+            return {}
+        out: dict[Path, str] = {}
+        now = time.time()
+        for info in self.checkpoints.list():
+            cp = info.checkpoint
+            if cp is None or cp.done or cp.run_tag == s.resume_run_tag:
+                continue
+            if now - info.mtime < SUPERSEDED_KEEP_S:
+                continue
+            try:
+                check_own_paths(cp, s.db_path)
+            except BadCheckpoint:
+                continue
+            if cp.started_at < str(live_started):
+                temp = Path(cp.temp_db_path)
+                reason = f"run {cp.run_tag} was superseded by the live snapshot ({live_started})"
+                for path in (temp, *(temp.with_name(temp.name + x) for x in SIDECARS)):
+                    out[path] = reason
+        return out
+
+    def _restore_leftovers(self) -> dict[Path, str]:
+        """Decompressed copies a killed restore left (`<db>.restore-*.tmp`), an hour old or more
+        (a restore waiting for its confirmation keeps its fresh copy)."""
+        s = self.settings
+        pattern = glob.escape(f"{s.db_path.name}.restore-") + "*.tmp*"
+        out: dict[Path, str] = {}
+        now = time.time()
+        for path in s.db_path.absolute().parent.glob(pattern):
+            try:
+                old = now - path.lstat().st_mtime > RESTORE_LEFTOVER_AGE_S
+            except OSError:
+                continue
+            if old:
+                out[path] = "left by a restore that did not finish"
+        return out
 
     def _load_or_create_checkpoint(self) -> Checkpoint:
         s = self.settings
@@ -481,6 +553,11 @@ class SnapshotRun:
             raise BadCheckpoint(
                 f"cannot resume {cp.run_tag}: its temp DB {temp} is gone; start a fresh run"
             )
+        check_own_paths(cp, s.db_path)  # an existing file that is not ours: refused
+        try:
+            remove_planted_links(temp)  # before SQLite opens it, even to read its run tag
+        except OSError as exc:
+            raise BadCheckpoint(f"cannot resume {cp.run_tag}: {exc.strerror or exc}") from None
         tag = _run_tag_of(temp)
         if tag != cp.run_tag:
             raise BadCheckpoint(
@@ -607,14 +684,14 @@ class SnapshotRun:
             message = f"{exc}; the live DB is untouched"
         except (SalesmapTuiError, OSError, sqlite3.Error) as exc:
             status, exit_code = "failed", 1
-            text = _describe(exc)
+            text = _where(exc, f"phase {self.current_phase}", cp.temp_db_path)
             reason = text
             if isinstance(exc, CrawlFailed):
                 # one error per failed endpoint, not one joined string
                 self.errors.extend(e for e in exc.errors if e not in self.errors)
             elif text not in self.errors:
                 self.errors.append(text)
-            self._log("run failed:\n" + traceback.format_exc())
+            self._log_block("run failed:", traceback.format_exc())
             self._write_failed_manifest()
             self._close_conn()
             self._safe_checkpoint()
@@ -627,8 +704,7 @@ class SnapshotRun:
         result = self._result(
             status, exit_code, message, webform_result, replaced, fallback, reason
         )
-        self._finish(result)
-        return result
+        return self._finish(result)
 
     # --- phases --------------------------------------------------------------------------------
     def _backup(self) -> None:
@@ -680,14 +756,30 @@ class SnapshotRun:
                 source=f"GET {ep.spec.path}",
             )
             if ep.state.pages:
-                actual = ep.writer.row_count()
-                if actual != ep.state.rows:
-                    self.warn(
-                        f"{ep.spec.name}: checkpoint says {ep.state.rows} rows, the temp DB has "
-                        f"{actual}; continuing (pages are upserted by id)"
-                    )
-                ep.state.rows = actual
+                self._reconcile_rows(ep, ep.writer.row_count())
         crashpoint("prepare")
+
+    def _reconcile_rows(self, ep: Endpoint, actual: int) -> None:
+        """A resumed endpoint against what its table really holds.
+
+        Fewer rows than the checkpoint says means pages it covers were lost (a power cut ahead
+        of an older version's fsync, a hand-edited file): continuing from its cursor would skip
+        them for good, so the endpoint starts over (upserts keep what is there). More rows is
+        harmless: a page fetched again after the checkpoint was taken.
+        """
+        if actual < ep.state.rows:
+            self.warn(
+                f"{ep.spec.name}: checkpoint says {ep.state.rows} rows, the temp DB has {actual}; "
+                "fetching this endpoint again from its first page so no row is lost"
+            )
+            ep.state = EndpointCheckpoint()
+            return
+        if actual > ep.state.rows:
+            self.warn(
+                f"{ep.spec.name}: checkpoint says {ep.state.rows} rows, the temp DB has {actual}; "
+                "continuing (pages are upserted by id)"
+            )
+        ep.state.rows = actual
 
     def _network(self) -> WebformResult:
         return asyncio.run(self._network_async())
@@ -735,8 +827,10 @@ class SnapshotRun:
             except RunCancelled:
                 raise
             except Exception as exc:  # a failed pass never blocks the swap
-                self._log("web-form pass failed:\n" + traceback.format_exc())
-                result = WebformResult(status="failed", error=_describe(exc))
+                self._log_block("web-form pass failed:", traceback.format_exc())
+                result = WebformResult(
+                    status="failed", error=_where(exc, "web-form pass", cp.temp_db_path)
+                )
         self._log(f"web-form pass: {json.dumps(result.as_dict(), ensure_ascii=False)}")
         return result
 
@@ -929,8 +1023,7 @@ class SnapshotRun:
             )
         self.tables = _tables_of(s.db_path if replaced else fb)
         result = self._result(status, code, message, None, replaced, fallback, message)
-        self._finish(result)
-        return result
+        return self._finish(result)
 
     def _retention(self) -> None:
         apply_run_retention(self.settings, self._log)
@@ -997,14 +1090,15 @@ class SnapshotRun:
             return f" (warning: {self.log.failed}; the log is incomplete)"
         return ""
 
-    def _finish(self, result: RunResult) -> None:
+    def _finish(self, result: RunResult) -> RunResult:
         cp = self.cp
         assert cp is not None
         self._log(f"finished: {result.status} (exit {result.exit_code}): {result.message}")
         try:
             self._history(result.status, result)
         except OSError as exc:
-            self._log(f"could not append the history record: {exc}")
+            result = _history_missing(result, exc)
+            self._log(f"could not append the history record: {_describe(exc)}")
         crashpoint("finish")
         if result.status in ("done", "fallback"):
             cp.done = True
@@ -1014,6 +1108,28 @@ class SnapshotRun:
         self.emit(RunFinished(result))
         if self.log is not None:
             self.log.close()
+        return result
+
+
+def _where(exc: BaseException, phase: str, db: Path | str | None) -> str:
+    """A local I/O failure with the phase it struck in and the file it was writing.
+
+    SQLite's errors ("database or disk is full") name no file: `db` is the one being written.
+    An OSError names its own file (the engine's writers put it in their messages). Other
+    errors (the API's) are described as they are.
+    """
+    text = _describe(exc)
+    if isinstance(exc, sqlite3.Error) and db is not None:
+        return f"{phase}: writing {db} failed: {text}"
+    if isinstance(exc, OSError):
+        return f"{phase}: {text}"
+    return text
+
+
+def _history_missing(result: RunResult, exc: OSError) -> RunResult:
+    """The run's message, told that its final history record could not be written."""
+    note = f" (warning: {_describe(exc)}; `history` does not show this outcome)"
+    return dataclasses.replace(result, message=result.message + note)
 
 
 def apply_run_retention(settings: Settings, log: Callable[[str], None]) -> None:
@@ -1261,9 +1377,9 @@ def run_webform_only(
             except (SalesmapTuiError, OSError, sqlite3.Error) as exc:
                 status = "failed"
                 exit_code = exc.exit_code if isinstance(exc, SalesmapTuiError) else 1
-                errors.append(_describe(exc))
-                log.write("web-form pass failed:\n" + traceback.format_exc())
-                result_wf = WebformResult(status="failed", error=_describe(exc))
+                errors.append(_where(exc, "web-form pass", db))
+                log.write_block("web-form pass failed:", traceback.format_exc())
+                result_wf = WebformResult(status="failed", error=errors[-1])
             table = {}
             try:
                 conn = webform.open_readonly(db)
@@ -1305,7 +1421,11 @@ def run_webform_only(
                 reason=None if status == "done" else (result_wf.error or "; ".join(errors)),
             )
             log.write(f"finished: {status}: {message}")
-            append_history(settings.history_path, result_record(result))
+            try:
+                append_history(settings.history_path, result_record(result))
+            except OSError as exc:
+                result = _history_missing(result, exc)
+                log.write(f"could not append the history record: {_describe(exc)}")
             apply_run_retention(settings, log.write)
             on_event(RunFinished(result))
             return result

@@ -436,7 +436,9 @@ async def update_webform_history(
                     log(f"web form {printable(form_id)} skipped: {exc}")
             else:
                 errors.append(f"web form {printable(form_id)}: {exc}")
-        except (TokenRejected, RunCancelled):
+        except (TokenRejected, RunCancelled, sqlite3.Error):
+            # a local write failure (a full disk) is not one form's problem: the whole pass
+            # rolls back, so webform_history is exactly as it was
             raise
         except Exception as exc:
             errors.append(f"web form {printable(form_id)}: {exc}")

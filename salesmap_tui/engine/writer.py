@@ -21,9 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from salesmap_tui.config import FILE_MODE, SQLITE_MAX_COLUMNS
+from salesmap_tui.config import SQLITE_MAX_COLUMNS
 from salesmap_tui.engine.errors import SalesmapTuiError, printable
-from salesmap_tui.engine.files import ensure_private_dir, fsync_file
+from salesmap_tui.engine.files import (
+    create_private_fd,
+    ensure_private_dir,
+    fsync_file,
+    remove_planted_links,
+)
 
 EXTRA_COLUMN = "_extra"
 PAYLOAD_COLUMN = "payload"
@@ -569,7 +574,8 @@ def _scrub(value: Any) -> Any:
 def prepare_connection(path: Path) -> sqlite3.Connection:
     """Open (creating it 0600) a DB to write: WAL, synchronous=NORMAL, explicit transactions."""
     ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    remove_planted_links(path)
+    fd, _created = create_private_fd(path, os.O_RDWR)  # O_NOFOLLOW; a new file's folder fsynced
     os.close(fd)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import contextvars
 import email.utils
+import hmac
 import itertools
 import json
 import logging
@@ -18,7 +19,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -580,6 +581,32 @@ class SandboxApp:
         return _json({"ok": True, "latency_ms": ms, "jitter_ms": jitter})
 
 
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _control_guard(state: SandboxState) -> Callable[[Handler], Handler]:
+    """The /_sandbox/* controls answer only to the sandbox's own token (`Bearer T`).
+
+    They change what the API serves (faults, the day, the token's validity): nobody else who can
+    reach the port may. A revoked token still opens them, so `restore` can undo `revoke`.
+    """
+    expected = state.config.token.encode()
+
+    def guard(handler: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            ok = scheme.lower() == "bearer" and hmac.compare_digest(
+                token.strip().encode(), expected
+            )
+            if not ok:
+                return _error(401, "Unauthorized", "the sandbox controls need its token")
+            return await handler(request)
+
+        return guarded
+
+    return guard
+
+
 def build_app(state: SandboxState) -> Starlette:
     """The Starlette app serving `state`."""
     handlers = SandboxApp(state)
@@ -594,16 +621,17 @@ def build_app(state: SandboxState) -> Starlette:
         state.stopping.set()
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    guard = _control_guard(state)
     routes = [
-        Route("/_sandbox/stats", handlers.stats, methods=["GET"]),
-        Route("/_sandbox/log", handlers.log, methods=["GET"]),
-        Route("/_sandbox/reset", handlers.reset, methods=["POST"]),
-        Route("/_sandbox/day", handlers.day, methods=["POST"]),
-        Route("/_sandbox/faults", handlers.set_faults, methods=["POST"]),
-        Route("/_sandbox/revoke", handlers.revoke, methods=["POST"]),
-        Route("/_sandbox/restore", handlers.restore, methods=["POST"]),
-        Route("/_sandbox/latency", handlers.latency, methods=["POST"]),
-        Route("/_sandbox/other", handlers.other, methods=["POST"]),
+        Route("/_sandbox/stats", guard(handlers.stats), methods=["GET"]),
+        Route("/_sandbox/log", guard(handlers.log), methods=["GET"]),
+        Route("/_sandbox/reset", guard(handlers.reset), methods=["POST"]),
+        Route("/_sandbox/day", guard(handlers.day), methods=["POST"]),
+        Route("/_sandbox/faults", guard(handlers.set_faults), methods=["POST"]),
+        Route("/_sandbox/revoke", guard(handlers.revoke), methods=["POST"]),
+        Route("/_sandbox/restore", guard(handlers.restore), methods=["POST"]),
+        Route("/_sandbox/latency", guard(handlers.latency), methods=["POST"]),
+        Route("/_sandbox/other", guard(handlers.other), methods=["POST"]),
         Route("/{path:path}", handlers.api, methods=methods),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
 import signal
 import sys
 import threading
@@ -30,7 +31,17 @@ FAULTS_HELP = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the sandbox options to `parser`."""
     d = SandboxConfig()
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (127.0.0.1); another than loopback needs --allow-remote",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="let --host be a non-loopback address (anyone who can reach it sees the fake data; "
+        "the /_sandbox controls still need the token)",
+    )
     parser.add_argument(
         "--port", type=int, default=8765, help="port to listen on; 0 picks a free one (8765)"
     )
@@ -117,6 +128,15 @@ def parse_counts(spec: str) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
+def is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 on bad options or a busy port."""
     try:
@@ -124,6 +144,19 @@ def run(args: argparse.Namespace) -> int:
     except FaultSpecError as exc:
         print(f"sandbox: bad --faults: {exc}", file=sys.stderr)
         return 2
+    if not is_loopback_host(args.host):
+        if not args.allow_remote:
+            print(
+                f"sandbox: refusing --host {args.host}: not a loopback address; the sandbox is "
+                "for this machine (pass --allow-remote to serve it to others)",
+                file=sys.stderr,
+            )
+            return 2
+        print(
+            f"sandbox: warning: serving on {args.host}, reachable from other machines "
+            "(--allow-remote); its controls need the token",
+            file=sys.stderr,
+        )
     if args.scale < 0 or args.day < 1 or args.forms < 0:
         print("sandbox: --scale and --forms must be >= 0, --day >= 1", file=sys.stderr)
         return 2

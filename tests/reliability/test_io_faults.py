@@ -81,15 +81,23 @@ class FaultyFile:
         self._fh.close()
 
 
-def _os_proxy(inj: Injector, wrap_fdopen: bool = False) -> types.SimpleNamespace:
-    """The `os` module as one engine module sees it, with fsync (and fdopen) faulty."""
+def _os_proxy(
+    inj: Injector, wrap_fdopen: bool = False, wrap_write: bool = False
+) -> types.SimpleNamespace:
+    """The `os` module as one engine module sees it, with fsync (and fdopen, write) faulty."""
     proxy = types.SimpleNamespace(**{k: getattr(os, k) for k in dir(os) if not k.startswith("__")})
 
     def fsync(fd: int) -> None:
         inj.hit(errno.EIO)
         os.fsync(fd)
 
+    def write(fd: int, data: bytes) -> int:
+        inj.hit(errno.ENOSPC)
+        return os.write(fd, data)
+
     proxy.fsync = fsync
+    if wrap_write:
+        proxy.write = write
     if wrap_fdopen:
         proxy.fdopen = lambda *a, **k: FaultyFile(os.fdopen(*a, **k), inj)
     return proxy
@@ -116,6 +124,9 @@ def install(kind: str, inj: Injector, mp: pytest.MonkeyPatch) -> None:
     module = {"checkpoint": checkpoint, "backup": backup, "history": history, "log": runlog}[kind]
     if kind == "log":
         mp.setattr(runlog, "os", _os_proxy(inj, wrap_fdopen=True))
+        return
+    if kind == "history":  # one os.write per record
+        mp.setattr(history, "os", _os_proxy(inj, wrap_write=True))
         return
     mp.setattr(module, "open_private", _faulty_open_private(inj, module.open_private))
     mp.setattr(module, "os", _os_proxy(inj))
