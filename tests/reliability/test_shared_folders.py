@@ -97,7 +97,10 @@ def interrupted_run(settings: Settings) -> str:
     cancel = threading.Event()
 
     def stop(event: Any) -> None:
-        if isinstance(event, CheckpointSaved) and event.phase == "crawl":
+        # after committed pages (a run that committed none leaves nothing to resume)
+        if isinstance(event, CheckpointSaved) and any(
+            ep.get("pages") for ep in event.endpoints.values()
+        ):
             cancel.set()
 
     result = run_snapshot(settings.replace(checkpoint_interval=1), stop, cancel)
