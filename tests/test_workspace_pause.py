@@ -69,6 +69,11 @@ class SandboxProcess:
         self.http = httpx.Client(
             base_url=self.base_url.removesuffix("/v2"), timeout=30, headers=auth
         )
+        # the server's first answers pay for its first use (imports, first connection): warm it
+        # up, then start its log and its window afresh
+        for _ in range(3):
+            self.http.get("/v2/team")
+        self.http.post("/_sandbox/reset").raise_for_status()
         return self
 
     def __exit__(self, *exc: object) -> None:
