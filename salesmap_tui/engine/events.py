@@ -329,6 +329,14 @@ class EventsReader:
         self._partial = b""
 
     def read_new(self, max_bytes: int = 4 << 20) -> list[EngineEvent]:
+        return [event for _, event in self.read_new_timed(max_bytes)]
+
+    @property
+    def offset(self) -> int:
+        return self._offset - len(self._partial)
+
+    def read_new_timed(self, max_bytes: int = 4 << 20) -> list[tuple[str | None, EngineEvent]]:
+        """Like `read_new`, each event with the `t` it was written at (None if missing)."""
         try:
             with open(self.path, "rb") as file:
                 file.seek(self._offset)
@@ -341,7 +349,7 @@ class EventsReader:
         data = self._partial + chunk
         lines = data.split(b"\n")
         self._partial = lines.pop()
-        events: list[EngineEvent] = []
+        events: list[tuple[str | None, EngineEvent]] = []
         for raw in lines:
             if not raw.strip():
                 continue
@@ -352,5 +360,6 @@ class EventsReader:
             if isinstance(obj, dict):
                 event = event_from_json(obj)
                 if event is not None:
-                    events.append(event)
+                    t = obj.get("t")
+                    events.append((t if isinstance(t, str) else None, event))
         return events

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -18,8 +22,9 @@ from textual.worker import Worker, WorkerState
 from salesmap_tui.config import TOKEN_ENV, Settings
 from salesmap_tui.engine import errors
 from salesmap_tui.engine.events import EngineEvent, RunFinished, RunResult
-from salesmap_tui.tui.format import Clock, relativize, system_clock
-from salesmap_tui.tui.messages import EngineEventMessage
+from salesmap_tui.tui.format import Clock, parse_iso, relativize, system_clock
+from salesmap_tui.tui.messages import EngineEventMessage, WatchMessage
+from salesmap_tui.tui.overview import overview
 from salesmap_tui.tui.screens.base import AppScreen
 from salesmap_tui.tui.screens.dashboard import DashboardScreen
 from salesmap_tui.tui.screens.help import HelpScreen
@@ -27,6 +32,14 @@ from salesmap_tui.tui.screens.history import HistoryScreen
 from salesmap_tui.tui.screens.restore import RestoreScreen
 from salesmap_tui.tui.screens.resume import ResumeScreen
 from salesmap_tui.tui.screens.webform import WebformScreen
+from salesmap_tui.tui.watch import (
+    POLL_S,
+    HolderFound,
+    HolderGone,
+    RunWatcher,
+    WatchedEvents,
+    WatchReport,
+)
 from salesmap_tui.tui.widgets.confirm import ConfirmScreen
 from salesmap_tui.tui.widgets.error_modal import ErrorModal
 
@@ -83,16 +96,19 @@ class SalesmapApp(App[int]):
     # How often the dashboard draws progress at most (seconds); 0 draws after every burst.
     ui_refresh_s = 0.1
 
+    # The footers come from the screens (screens/base.py: Quit and Help first, then each
+    # screen's own keys); these make the keys work everywhere, modals included.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "start_run", "Run", id="app.run"),
-        Binding("c", "cancel_run", "Cancel", id="app.cancel"),
-        Binding("d", "switch_mode('dashboard')", "Dashboard", id="app.dashboard"),
-        Binding("s", "switch_mode('resume')", "Resume", id="app.resume"),
-        Binding("b", "switch_mode('restore')", "Backups", id="app.restore"),
-        Binding("w", "switch_mode('webform')", "Web forms", id="app.webform"),
-        Binding("h", "switch_mode('history')", "History", id="app.history"),
-        Binding("f1", "help", "Help", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("f1", "help", "Help", id="app.help"),
+        Binding("r", "start_run", "Run", id="app.run", show=False),
+        Binding("c", "cancel_run", "Cancel", id="app.cancel", show=False),
+        Binding("x", "stop_attached", "Stop it safely", id="app.stop", show=False),
+        Binding("d", "switch_mode('dashboard')", "Dashboard", id="app.dashboard", show=False),
+        Binding("s", "switch_mode('resume')", "Resume", id="app.resume", show=False),
+        Binding("b", "switch_mode('restore')", "Backups", id="app.restore", show=False),
+        Binding("w", "switch_mode('webform')", "Web forms", id="app.webform", show=False),
+        Binding("h", "switch_mode('history')", "History", id="app.history", show=False),
     ]
 
     def __init__(
@@ -119,6 +135,9 @@ class SalesmapApp(App[int]):
             tuple[Callable[[Any], None] | None, Callable[[BaseException], None] | None],
         ] = {}
         self.last_result: RunResult | None = None
+        self.watch_poll_s = POLL_S
+        self._watcher: RunWatcher | None = None
+        self._watched_pid: int | None = None
 
     # --- screens --------------------------------------------------------------------------------
     @property
@@ -134,8 +153,116 @@ class SalesmapApp(App[int]):
 
     def on_mount(self) -> None:
         self.sub_title = "demo (local sandbox)" if self.demo else ""
+        self.load_overview()
+        self._watcher = RunWatcher(
+            self.settings.lock_path,
+            self.settings.log_dir,
+            self._post_watch,
+            paused=lambda: self.run_active,
+            poll_s=self.watch_poll_s,
+        )
+        self._watcher.start()
         if self.autostart:
             self.call_after_refresh(self.action_start_run)
+
+    def _post_watch(self, report: WatchReport) -> None:
+        self.post_message(WatchMessage(report))  # from the watcher's thread: thread-safe
+
+    def on_unmount(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher.join(timeout=2)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "switch_mode" and parameters:
+            # the key to the screen one is on is no news in its footer
+            return parameters[0] != self.current_mode
+        return True
+
+    def load_overview(self) -> None:
+        """The newest run and the live DB for the dashboard (files and SQLite: a thread)."""
+        settings = self.settings
+        self.run_in_thread(
+            lambda: overview(settings),
+            group="overview",
+            description="overview",
+            on_success=self.dashboard.show_overview,
+        )
+
+    # --- another process's run ------------------------------------------------------------------
+    @on(WatchMessage)
+    def _on_watch(self, message: WatchMessage) -> None:
+        report = message.report
+        if not isinstance(self.get_screen_for_mode("dashboard"), DashboardScreen):
+            return
+        dash = self.dashboard
+        if self.run_active:
+            return  # our own run holds the lock now; what the watcher saw is over
+        if isinstance(report, HolderFound):
+            self._watched_pid = report.holder.pid
+            dash.attach(report.holder)
+            dash.view.active = True
+            dash.refresh_panels()
+            self.notify(
+                f"Another run is going (PID {report.holder.pid}); showing it read-only.",
+                title="Watching a run",
+                markup=False,
+            )
+        elif isinstance(report, WatchedEvents):
+            if self._watched_pid != report.holder.pid:
+                return
+            for t, event in report.events:
+                dash.apply(event, parse_iso(t) or self.now())
+        elif isinstance(report, HolderGone):
+            if self._watched_pid != report.holder.pid:
+                return
+            self._watched_pid = None
+            dash.watched_run_ended(
+                None if report.finished else f"PID {report.holder.pid} ended without a result"
+            )
+            if dash.result is not None:
+                result = dash.result
+                self.notify(
+                    f"{result.kind} {result.run_tag} (PID {report.holder.pid}): {result.status}",
+                    title=f"Watched run {result.status}",
+                    severity="information" if result.status == "done" else "warning",
+                    markup=False,
+                )
+            self.load_overview()
+            for mode in ("resume", "history", "webform", "restore"):
+                screen = self.get_screen_for_mode(mode)
+                if isinstance(screen, AppScreen):
+                    screen.reload()
+
+    def action_stop_attached(self) -> None:
+        """SIGTERM to the watched run's process, after asking (it saves a checkpoint, exits 143)."""
+        holder = self.dashboard.holder
+        if holder is None or not self.dashboard.view.active:
+            self.notify("No run of another process is being watched.", severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if not yes or self._watched_pid != holder.pid:
+                return
+            try:
+                os.kill(holder.pid, signal.SIGTERM)
+            except OSError as exc:
+                self.show_error("Cannot stop it", f"PID {holder.pid}: {exc.strerror or exc}")
+                return
+            self.dashboard.cancel_requested()
+            self.notify(f"Sent SIGTERM to PID {holder.pid}: it saves a checkpoint and stops.")
+
+        body = Text(f"PID {holder.pid}")
+        if holder.cmdline:
+            body.append(f" · {holder.cmdline}", "dim")
+        body.append(
+            "\n\nIt gets SIGTERM, stops at the next page and saves a checkpoint; the live DB "
+            "is not touched. You can continue it later from Resume (s)."
+        )
+        self.push_screen(
+            ConfirmScreen("Stop the other run safely?", body, yes="Stop it", no="Let it run"),
+            answer,
+        )
 
     # --- engine runs ----------------------------------------------------------------------------
     def action_start_run(self, resume_run_tag: str | None = None) -> None:
@@ -151,6 +278,15 @@ class SalesmapApp(App[int]):
     def _start_engine(self, settings: Settings, kind: str) -> bool:
         if self.run_active:
             self.notify("A run is already active; cancel it first (c).", severity="warning")
+            return False
+        watched = self.dashboard.holder
+        if watched is not None and self.dashboard.view.active:
+            self.notify(
+                f"Another run (PID {watched.pid}) holds the DB; it is shown here. "
+                "x stops it safely.",
+                severity="warning",
+                markup=False,
+            )
             return False
         if not settings.token:
             self.push_screen(ErrorModal("No API token", MISSING_TOKEN_TEXT))
@@ -178,6 +314,10 @@ class SalesmapApp(App[int]):
     @on(EngineEventMessage)
     def _on_engine_event(self, message: EngineEventMessage) -> None:
         event = message.event
+        if not isinstance(self.get_screen_for_mode("dashboard"), DashboardScreen):
+            return  # the app is closing; the engine's last events have nowhere to go
+        if self.dashboard.holder is not None and not self.dashboard.view.active:
+            self.dashboard.holder = None  # our own run now: the watched one is over
         self.dashboard.apply(event)
         webform = self.get_screen_for_mode("webform")
         if isinstance(webform, WebformScreen) and self.run_kind == "webform":
@@ -190,6 +330,7 @@ class SalesmapApp(App[int]):
             return
         self.last_result = result
         self.run_active = False
+        self.load_overview()
         severity: SeverityLevel = "warning"
         if result.status == "done":
             severity = "information"
@@ -272,9 +413,23 @@ class SalesmapApp(App[int]):
                     self._run_finished(worker.result)
             elif event.state == WorkerState.ERROR:
                 self.run_active = False
-                title, message = describe_error(worker.error or Exception(), self.settings.token)
+                error = worker.error or Exception()
+                title, message = describe_error(error, self.settings.token)
                 self.dashboard.run_failed_to_start(f"{title}: {message}")
-                self.show_error(title, message)
+                pid = getattr(error, "pid", None)
+                if isinstance(error, errors.LockHeld) and pid not in (None, os.getpid()):
+                    # cron got there first: follow its run instead of a dead end
+                    self.notify(
+                        f"{message}. Showing that run.",
+                        title=title,
+                        severity="warning",
+                        markup=False,
+                    )
+                    if self._watcher is not None:
+                        self._watcher.poll_now()
+                else:
+                    self.show_error(title, message)
+                self.load_overview()
             elif event.state == WorkerState.CANCELLED:
                 self.run_active = False
             return
@@ -361,6 +516,15 @@ class SalesmapApp(App[int]):
 
 def run_tui(settings: Settings, *, demo: bool = False) -> int:
     """Open the app (the CLI calls this); with `demo`, on a local sandbox in ./salesmap-demo/."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # a cron line that forgot `snapshot` must not hang or print screens of escapes
+        print(
+            "salesmap-tui: error: no terminal (stdin or stdout is not a tty); "
+            "for a headless run use `salesmap-tui snapshot`",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 2
     if demo:
         from salesmap_tui.tui.demo import demo_environment
 

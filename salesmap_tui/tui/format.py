@@ -119,3 +119,36 @@ def relativize(text: str, base: Path) -> str:
     for prefix in {str(base.resolve()), str(base)}:
         text = text.replace(prefix + "/", "")
     return text
+
+
+def middle(text: str, width: int) -> str:
+    """Cut in the middle so both ends stay (a path keeps its file name): `logs/sna…1a2b.log`."""
+    text = printable(text)
+    if cell_len(text) <= width or width < 5:
+        return text
+    tail = max((width - 1) * 3 // 5, 1)  # the end (the file name) gets the larger part
+    head = width - 1 - tail
+    start = set_cell_size(text, head).rstrip(" ")
+    # the tail: the last `tail` cells, never half a wide character
+    end = ""
+    for ch in reversed(text):
+        if cell_len(ch + end) > tail:
+            break
+        end = ch + end
+    return start + "…" + end
+
+
+def short_path(path: str, width: int) -> str:
+    """A path in `width` cells keeping its file name whole: the folders are cut in the middle
+    first (`b…s/snapshot_….log`); a name longer than the width stays whole (it wraps, but no
+    one has to guess which file it is)."""
+    text = printable(path)
+    if cell_len(text) <= width:
+        return text
+    head, sep, name = text.rpartition("/")
+    if not sep:
+        return text
+    room = width - cell_len(name) - 1  # cells left for the folders
+    if room >= 5:
+        return middle(head, room) + "/" + name
+    return "…/" + name

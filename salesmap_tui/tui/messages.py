@@ -10,6 +10,7 @@ from salesmap_tui.engine.events import (
     RequestStats,
     WebformProgress,
 )
+from salesmap_tui.tui.watch import WatchReport
 
 
 class EngineEventMessage(Message):
@@ -30,6 +31,14 @@ class EngineEventMessage(Message):
         if isinstance(mine, RequestStats) and isinstance(theirs, RequestStats):
             return True
         return isinstance(mine, WebformProgress) and isinstance(theirs, WebformProgress)
+
+
+class WatchMessage(Message):
+    """What the run watcher saw (tui/watch.py): a holder found, its events, or it gone."""
+
+    def __init__(self, report: WatchReport) -> None:
+        super().__init__()
+        self.report = report
 
 
 class VerifyProgressMessage(Message):

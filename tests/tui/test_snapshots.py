@@ -1,12 +1,14 @@
-"""SVG snapshots of every screen at 120x36, baselines in the top-level snapshots/ folder."""
+"""SVG snapshots of every screen at 120x36 and 80x24; baselines in the top-level snapshots/."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from tui_fixtures import (
+    FIXED_EPOCH,
     KOREAN_DB,
     KOREAN_FORM_ERROR,
     KOREAN_FORMS,
@@ -21,10 +23,11 @@ from tui_fixtures import (
 from salesmap_tui.tui.app import SalesmapApp
 from salesmap_tui.tui.messages import EngineEventMessage
 
-SIZE = (120, 36)
+SIZES = [pytest.param((120, 36), id="120x36"), pytest.param((80, 24), id="80x24")]
+pytestmark = pytest.mark.parametrize("size", SIZES)
 
 
-def test_dashboard_mid_run(snap_compare: Any, tmp_path: Path) -> None:
+def test_dashboard_mid_run(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     """The dashboard in the middle of a run: bars, a backoff, retries, a checkpoint."""
     app = make_app(tmp_path)
 
@@ -34,10 +37,10 @@ def test_dashboard_mid_run(snap_compare: Any, tmp_path: Path) -> None:
             app.post_message(EngineEventMessage(event))
             await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def test_dashboard_finished(snap_compare: Any, tmp_path: Path) -> None:
+def test_dashboard_finished(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     """The dashboard's summary after the run finished."""
     app = make_app(tmp_path)
 
@@ -47,7 +50,7 @@ def test_dashboard_finished(snap_compare: Any, tmp_path: Path) -> None:
             app.post_message(EngineEventMessage(event))
             await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def workspace_app(root: Path) -> SalesmapApp:
@@ -61,7 +64,9 @@ async def settle(pilot: Pilot[Any]) -> None:
         await pilot.pause()
 
 
-def screen_snapshot(snap_compare: Any, root: Path, keys: tuple[str, ...]) -> bool:
+def screen_snapshot(
+    snap_compare: Any, root: Path, keys: tuple[str, ...], size: tuple[int, int]
+) -> bool:
     app = workspace_app(root)
 
     async def run_before(pilot: Pilot[Any]) -> None:
@@ -69,44 +74,46 @@ def screen_snapshot(snap_compare: Any, root: Path, keys: tuple[str, ...]) -> boo
             await pilot.press(key)
             await settle(pilot)
 
-    return bool(snap_compare(app, terminal_size=SIZE, run_before=run_before))
+    return bool(snap_compare(app, terminal_size=size, run_before=run_before))
 
 
-def test_resume_screen(snap_compare: Any, tmp_path: Path) -> None:
+def test_resume_screen(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     """Two checkpoints: one resumable with its temp DB, one unreadable (says why)."""
-    assert screen_snapshot(snap_compare, tmp_path, ("s",))
+    assert screen_snapshot(snap_compare, tmp_path, ("s",), size)
 
 
-def test_restore_screen(snap_compare: Any, tmp_path: Path) -> None:
+def test_restore_screen(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     """Three backups, newest first."""
-    assert screen_snapshot(snap_compare, tmp_path, ("b",))
+    assert screen_snapshot(snap_compare, tmp_path, ("b",), size)
 
 
-def test_restore_refused(snap_compare: Any, tmp_path: Path) -> None:
+def test_restore_refused(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     """A backup that is gzip but not SQLite: refused, the live DB untouched."""
-    assert screen_snapshot(snap_compare, tmp_path, ("b", "enter"))
+    assert screen_snapshot(snap_compare, tmp_path, ("b", "enter"), size)
 
 
-def test_webform_screen(snap_compare: Any, tmp_path: Path) -> None:
+def test_webform_screen(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     """webform_history of the live DB and the last pass."""
-    assert screen_snapshot(snap_compare, tmp_path, ("w",))
+    assert screen_snapshot(snap_compare, tmp_path, ("w",), size)
 
 
-def test_history_screen(snap_compare: Any, tmp_path: Path) -> None:
+def test_history_screen(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     """Last state per run tag, a garbage line as a warning row, detail and chart."""
-    assert screen_snapshot(snap_compare, tmp_path, ("h",))
+    assert screen_snapshot(snap_compare, tmp_path, ("h",), size)
 
 
-def test_history_failed_run_detail(snap_compare: Any, tmp_path: Path) -> None:
+def test_history_failed_run_detail(
+    snap_compare: Any, tmp_path: Path, size: tuple[int, int]
+) -> None:
     """The failed run's detail shows its error (with markup characters) literally."""
-    assert screen_snapshot(snap_compare, tmp_path, ("h", "t"))
+    assert screen_snapshot(snap_compare, tmp_path, ("h", "t"), size)
 
 
-def test_help_screen(snap_compare: Any, tmp_path: Path) -> None:
-    assert screen_snapshot(snap_compare, tmp_path, ("f1",))
+def test_help_screen(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert screen_snapshot(snap_compare, tmp_path, ("f1",), size)
 
 
-def test_cancel_confirmation(snap_compare: Any, tmp_path: Path) -> None:
+def test_cancel_confirmation(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     """Cancel asks first."""
     app = make_app(tmp_path)
 
@@ -119,7 +126,7 @@ def test_cancel_confirmation(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.press("c")
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 # --- Korean: wide characters must keep every column in line ------------------------------------
@@ -128,7 +135,9 @@ def korean_app(root: Path) -> SalesmapApp:
     return make_app(root, db_path=root / KOREAN_DB)
 
 
-def korean_snapshot(snap_compare: Any, root: Path, keys: tuple[str, ...]) -> bool:
+def korean_snapshot(
+    snap_compare: Any, root: Path, keys: tuple[str, ...], size: tuple[int, int]
+) -> bool:
     app = korean_app(root)
 
     async def run_before(pilot: Pilot[Any]) -> None:
@@ -136,29 +145,31 @@ def korean_snapshot(snap_compare: Any, root: Path, keys: tuple[str, ...]) -> boo
             await pilot.press(key)
             await settle(pilot)
 
-    return bool(snap_compare(app, terminal_size=SIZE, run_before=run_before))
+    return bool(snap_compare(app, terminal_size=size, run_before=run_before))
 
 
-def test_korean_history_detail(snap_compare: Any, tmp_path: Path) -> None:
+def test_korean_history_detail(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     """세일즈맵.db: Korean table names line up in the detail; the Korean error reason shows."""
-    assert korean_snapshot(snap_compare, tmp_path, ("h",))
+    assert korean_snapshot(snap_compare, tmp_path, ("h",), size)
 
 
-def test_korean_resume_screen(snap_compare: Any, tmp_path: Path) -> None:
-    assert korean_snapshot(snap_compare, tmp_path, ("s",))
+def test_korean_resume_screen(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert korean_snapshot(snap_compare, tmp_path, ("s",), size)
 
 
-def test_korean_restore_list(snap_compare: Any, tmp_path: Path) -> None:
+def test_korean_restore_list(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     """Backup names start with the DB's Korean stem: 세일즈맵_<tag>.db.gz."""
-    assert korean_snapshot(snap_compare, tmp_path, ("b",))
+    assert korean_snapshot(snap_compare, tmp_path, ("b",), size)
 
 
-def test_korean_webform_screen(snap_compare: Any, tmp_path: Path) -> None:
+def test_korean_webform_screen(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     """Korean form names (one longer than its column) in the forms table."""
-    assert korean_snapshot(snap_compare, tmp_path, ("w",))
+    assert korean_snapshot(snap_compare, tmp_path, ("w",), size)
 
 
-def test_korean_dashboard_retry_log(snap_compare: Any, tmp_path: Path) -> None:
+def test_korean_dashboard_retry_log(
+    snap_compare: Any, tmp_path: Path, size: tuple[int, int]
+) -> None:
     """Korean causes and warnings in the retry log, sub-second waits with two decimals."""
     app = make_app(tmp_path, db_path=tmp_path / KOREAN_DB)
 
@@ -168,10 +179,10 @@ def test_korean_dashboard_retry_log(snap_compare: Any, tmp_path: Path) -> None:
             app.post_message(EngineEventMessage(event))
             await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def test_korean_error_modal(snap_compare: Any, tmp_path: Path) -> None:
+def test_korean_error_modal(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     app = make_app(tmp_path, db_path=tmp_path / KOREAN_DB)
 
     async def run_before(pilot: Pilot[Any]) -> None:
@@ -182,4 +193,60 @@ def test_korean_error_modal(snap_compare: Any, tmp_path: Path) -> None:
         )
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_dashboard_on_open_after_runs(
+    snap_compare: Any, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """Opened after runs: the newest run from the history, the live DB, what to press."""
+    assert screen_snapshot(snap_compare, tmp_path, (), size)
+
+
+def test_korean_dashboard_on_open(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert korean_snapshot(snap_compare, tmp_path, (), size)
+
+
+def test_dashboard_attached(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    """Watching another process's run (read-only): who runs it, the same bars, x to stop it."""
+    from salesmap_tui.tui.overview import Holder
+
+    app = make_app(tmp_path)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        holder = Holder(
+            4242,
+            FIXED_EPOCH - 600,
+            "/usr/bin/python3 /usr/local/bin/salesmap-tui "
+            "snapshot --db-path /srv/crm/salesmap_latest.db --log-dir /srv/crm/logs",
+        )
+        app.dashboard.attach(holder)
+        app.dashboard.view.active = True
+        for advance, event in recorded_run(tmp_path):
+            app.now.advance(advance)
+            app.dashboard.apply(event)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_dashboard_attached_run_ended(
+    snap_compare: Any, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """The watched run was stopped safely: its result stays, rows say where each stopped."""
+    from salesmap_tui.tui.overview import Holder
+
+    app = make_app(tmp_path)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        app.dashboard.attach(Holder(4242, FIXED_EPOCH - 600, "salesmap-tui snapshot"))
+        app.dashboard.view.active = True
+        for advance, event in [*recorded_run(tmp_path), (5.0, finished(tmp_path, "interrupted"))]:
+            app.now.advance(advance)
+            app.dashboard.apply(event)
+        app.dashboard.watched_run_ended(None)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

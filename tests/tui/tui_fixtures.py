@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -367,6 +368,12 @@ def write_workspace(root: Path) -> None:
     write_checkpoints(root)
     write_backups(root)
     write_live_db(root)
+    _age_live_db(root / "salesmap_latest.db")
+
+
+def _age_live_db(path: Path) -> None:
+    """The live DB was written by the newest run (an hour before the frozen clock)."""
+    os.utime(path, (FIXED_EPOCH - 3600, FIXED_EPOCH - 3600))
 
 
 # --- the same workspace as a Korean user has it --------------------------------------------------
@@ -487,6 +494,7 @@ def write_korean_workspace(root: Path) -> None:
     write_checkpoints(root, KOREAN_DB)
     write_backups(root, KOREAN_DB)
     write_korean_live_db(root)
+    _age_live_db(root / KOREAN_DB)
 
 
 def korean_run(root: Path) -> Iterator[tuple[float, EngineEvent]]:

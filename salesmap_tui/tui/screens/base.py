@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 if TYPE_CHECKING:
     from salesmap_tui.tui.app import SalesmapApp
 
 
-class AppScreen(Screen[Any]):
+class KeyedScreen(Screen[Any]):
+    """A screen whose footer starts with Quit and Help, so no terminal is too narrow for them
+    (a screen's bindings lead its footer; these come before the screen's own)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "app.quit", "Quit", id="screen.quit"),
+        Binding("f1", "app.help", "Help", id="screen.help"),
+    ]
+
+
+class AppScreen(KeyedScreen):
     """A screen of SalesmapApp; `reload()` re-reads its data in a thread worker."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("d", "app.switch_mode('dashboard')", "Dashboard", id="screen.dashboard"),
+    ]
 
     @property
     def sapp(self) -> SalesmapApp:

@@ -1,18 +1,24 @@
-"""The run dashboard (home screen): endpoints, request rate, phase, retries, checkpoint, summary."""
+"""The run dashboard (home screen): endpoints, request rate, phase, retries, checkpoint, summary.
+
+It draws a `RunView` (tui/runview.py): the TUI's own run, or another process's run it follows
+read-only through that run's events file. Before any run it shows the newest run from the
+history and the live DB, so a user opening it learns where things stand.
+"""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from salesmap_tui.engine.events import (
@@ -20,34 +26,36 @@ from salesmap_tui.engine.events import (
     CheckpointSaved,
     EndpointProgress,
     EngineEvent,
-    EngineWarning,
-    PhaseChanged,
     RequestRetried,
     RequestStats,
     RunFinished,
     RunResult,
     RunStarted,
     WebformProgress,
-    WorkspacePaused,
 )
 from salesmap_tui.tui.format import (
     age,
     clock_time,
     count,
     duration,
+    from_epoch,
+    middle,
     parse_iso,
     short,
+    short_path,
     show_path,
     size,
     wait,
 )
-from salesmap_tui.tui.widgets.endpoint_row import EndpointRow
+from salesmap_tui.tui.overview import Holder, Overview
+from salesmap_tui.tui.runview import ENDPOINTS, RetryEntry, RunView
+from salesmap_tui.tui.screens.base import KeyedScreen
+from salesmap_tui.tui.widgets.endpoint_row import EndpointRow, eta_text
 from salesmap_tui.tui.widgets.quiet_static import set_text
 
 if TYPE_CHECKING:
     from salesmap_tui.tui.app import SalesmapApp
 
-ENDPOINTS = ("organization", "people", "deal", "lead", "memo", "user", "team")
 PHASES = (
     ("backup", "backup"),
     ("crawl", "crawl"),
@@ -60,33 +68,48 @@ STATUS_STYLES = {
     "failed": "bold red",
     "interrupted": "bold yellow",
     "fallback": "bold yellow",
+    "held_back": "bold yellow",
     "running": "bold cyan",
 }
-MAX_LOG_ROWS = 500
 DEFAULT_REFRESH_S = 0.1  # the dashboard draws progress at most this often (app.ui_refresh_s)
+NARROW = 100  # below this many columns the dashboard uses its compact layout
 # Where a wait came from, in the few cells the log has for it.
 REASONS = {"Retry-After header": "header", "body hint": "hint", "backoff": "backoff"}
+# retry-log columns; the cause takes what the others leave
+LOG_LABELS = ("time", "endpoint", "try", "cause", "wait")
+LOG_WIDE = {"time": 8, "endpoint": 12, "try": 3, "wait": 14}
+LOG_NARROW = {"time": 8, "endpoint": 8, "wait": 7}
 
 
-class DashboardScreen(Screen[None]):
+class RetryLog(DataTable[Text]):
+    """The retry log; when its width changes the dashboard gives the cause column the rest."""
+
+    def on_resize(self) -> None:
+        screen = self.screen
+        if isinstance(screen, DashboardScreen):
+            screen.call_later(screen._layout_log)
+
+
+class DashboardScreen(KeyedScreen):
     """Everything a running (or finished) snapshot tells: one place to watch it."""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-wide")]  # noqa: RUF012
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "start_run", "Run", id="dashboard.run"),
+        Binding("c", "cancel_run", "Cancel", id="dashboard.cancel"),
+        Binding("x", "stop_attached", "Stop it safely", id="dashboard.stop"),
+        Binding("s", "app.switch_mode('resume')", "Resume", id="dashboard.resume"),
+        Binding("b", "app.switch_mode('restore')", "Backups", id="dashboard.restore"),
+        Binding("w", "app.switch_mode('webform')", "Web forms", id="dashboard.webform"),
+        Binding("h", "app.switch_mode('history')", "History", id="dashboard.history"),
+    ]
 
     def __init__(self) -> None:
         super().__init__(id="dashboard")
-        self.run_tag: str | None = None
-        self.kind = "snapshot"
-        self.phase: str | None = None
-        self.phase_detail = ""
-        self.active = False
-        self.cancelling = False
-        self.result: RunResult | None = None
-        self.started: RunStarted | None = None
-        self.backup: BackupMade | None = None
-        self.checkpoint: CheckpointSaved | None = None
-        self.stats: RequestStats | None = None
-        self.webform: WebformProgress | None = None
-        self.warnings: list[str] = []
-        self.start_error: str | None = None
+        self.view = RunView()
+        self.overview: Overview | None = None
+        self.holder: Holder | None = None  # another process's run this dashboard follows
+        self.watch_ended: str | None = None  # what became of the watched run's process
         self._checkpoint_key: tuple[object, ...] | None = None
         self._summary_key: tuple[object, ...] | None = None
         self._rows: dict[str, EndpointRow] = {}
@@ -94,6 +117,48 @@ class DashboardScreen(Screen[None]):
         self._panels_dirty = False
         self._flush_pending = False
         self._last_flush = 0.0
+        self._log_epoch: object = None  # the RunStarted the retry log shows entries of
+        self._log_seen = 0  # entries of the view's retry list already in the table
+        self._compact: bool | None = None
+        self._log_layout: tuple[bool, int] | None = None
+        self._log_labels: tuple[str, ...] = LOG_LABELS
+
+    # The view's figures under the names the rest of the app (and the tests) use.
+    @property
+    def result(self) -> RunResult | None:
+        return self.view.result
+
+    @property
+    def checkpoint(self) -> CheckpointSaved | None:
+        return self.view.checkpoint
+
+    @property
+    def started(self) -> RunStarted | None:
+        return self.view.started
+
+    @property
+    def active(self) -> bool:
+        return self.view.active
+
+    @property
+    def cancelling(self) -> bool:
+        return self.view.cancelling
+
+    @property
+    def run_tag(self) -> str | None:
+        return self.view.run_tag
+
+    @property
+    def backup(self) -> BackupMade | None:
+        return self.view.backup
+
+    @property
+    def stats(self) -> RequestStats | None:
+        return self.view.stats
+
+    @property
+    def webform(self) -> WebformProgress | None:
+        return self.view.webform
 
     @property
     def sapp(self) -> SalesmapApp:
@@ -114,34 +179,95 @@ class DashboardScreen(Screen[None]):
                 ):
                     yield Static(Text(name, style="bold"), classes=cls)
             for endpoint in ENDPOINTS:
-                yield EndpointRow(endpoint)
+                yield EndpointRow(endpoint, self.view.endpoints[endpoint])
         yield Static(id="rate-bar")
         with Horizontal(id="bottom"):
             with Vertical(id="retry-pane"):
-                yield DataTable(id="retry-log", cursor_type="row", zebra_stripes=True)
+                yield RetryLog(id="retry-log", cursor_type="row", zebra_stripes=True)
                 yield Static(id="retry-detail")
             with Vertical(id="side-pane"):
                 yield Static(id="checkpoint-panel")
                 with VerticalScroll(id="summary-scroll"):
                     yield Static(id="summary-panel")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#endpoints").border_title = "Endpoints"
         self.query_one("#retry-pane").border_title = "Retries and backoff"
         self.query_one("#checkpoint-panel").border_title = "Checkpoint"
         self.query_one("#summary-scroll").border_title = "Summary"
-        table = self.query_one("#retry-log", DataTable)
-        for label, width in (
-            ("time", 8),
-            ("endpoint", 12),
-            ("try", 3),
-            ("cause", 21),
-            ("wait", 15),
-        ):
-            table.add_column(label, width=width)
+        self._layout_log()
+        self.call_after_refresh(self._layout_log)
+        # relative ages ("3 minutes ago") tick even when nothing runs
+        self.set_interval(1.0, self._tick, name="dashboard-ages")
         # is_mounted turns true only after this handler; draw on the next turn
         self.call_later(self.refresh_panels)
+
+    def on_resize(self) -> None:
+        self._layout_log()
+        self.call_after_refresh(self._layout_log)  # again once the panes have their sizes
+        self.refresh_panels()
+
+    @property
+    def compact(self) -> bool:
+        return self.app.size.width < NARROW
+
+    def _layout_log(self) -> None:
+        """Retry-log columns for this width: the cause gets every cell the others leave.
+
+        Narrow screens drop the attempt column and the wait's source; the highlighted entry is
+        always shown whole (wrapped at word boundaries) below the log.
+        """
+        compact = self.compact
+        table = next(self.query("#retry-log").results(DataTable), None)
+        if table is None:
+            return
+        for row in self.query(EndpointRow):
+            if row.compact != compact:
+                row.compact = compact
+                row.render_row()
+        pane = table.size.width
+        if pane <= 0:  # not laid out yet
+            pane = self.app.size.width - (34 if compact else 48) - 2
+        labels: tuple[str, ...] = ("time", "endpoint", "cause", "wait") if compact else LOG_LABELS
+        widths = LOG_NARROW if compact else LOG_WIDE
+        fixed = sum(widths[label] + 2 for label in labels if label != "cause")
+        cause = pane - fixed - 4  # its cell padding, and the vertical scrollbar
+        if cause < 14 and "time" in labels:  # very narrow: the time gives way to the cause
+            labels = tuple(label for label in labels if label != "time")
+            cause += widths["time"] + 2
+        cause = max(cause, 8)
+        self._log_labels = labels
+        key = (compact, cause)
+        if key == self._log_layout and table.columns:
+            return
+        self._log_layout = key
+        self._compact = compact
+        table.clear(columns=True)
+        for label in labels:
+            table.add_column(label, width=cause if label == "cause" else widths[label])
+        self._log_seen = 0
+        self._sync_log()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        app = self.sapp
+        watching = self.holder is not None and self.view.active
+        if action == "cancel_run":
+            return app.run_active
+        if action == "stop_attached":
+            return watching
+        if action == "start_run":
+            return None if (app.run_active or watching) else True
+        return True
+
+    def action_start_run(self) -> None:
+        self.sapp.action_start_run()
+
+    def action_cancel_run(self) -> None:
+        self.sapp.action_cancel_run()
+
+    def action_stop_attached(self) -> None:
+        self.sapp.action_stop_attached()
 
     # --- events ---------------------------------------------------------------------------------
     def row(self, endpoint: str) -> EndpointRow | None:
@@ -151,83 +277,103 @@ class DashboardScreen(Screen[None]):
         return self._rows.get(endpoint)
 
     def run_requested(self) -> None:
-        """The user started a run: clear the last run's state before its events arrive."""
-        self.active = True
-        self.cancelling = False
-        self.result = None
-        self.started = None
-        self.backup = None
-        self.checkpoint = None
-        self.stats = None
-        self.webform = None
-        self.warnings = []
-        self.start_error = None
-        self.phase = None
-        self.phase_detail = ""
-        for row in self.query(EndpointRow):
-            row.reset(None)
-        self.query_one("#retry-log", DataTable).clear()
-        self.query_one("#retry-detail", Static).display = False
+        """The user started a run: the last run's figures stay until its RunStarted arrives."""
+        self.view.active = True
+        self.view.cancelling = False
+        self.view.start_error = None
+        self.holder = None
+        self.watch_ended = None
+        self.refresh_bindings()
         self.refresh_panels()
 
     def run_failed_to_start(self, message: str) -> None:
-        self.active = False
-        self.start_error = message
+        self.view.failed_to_start(message)
+        self._render_all_rows()
+        self.refresh_bindings()
         self.refresh_panels()
 
     def cancel_requested(self) -> None:
-        self.cancelling = True
+        self.view.cancelling = True
         self.refresh_panels()
 
-    def apply(self, event: EngineEvent) -> None:
-        now = self.sapp.now()
-        if isinstance(event, RunStarted):
-            self.started = event
-            self.run_tag = event.run_tag
-            self.kind = event.kind
-            self.active = True
-            for endpoint_row in self.query(EndpointRow):
-                endpoint_row.reset(event.expected_rows.get(endpoint_row.endpoint))
-        elif isinstance(event, PhaseChanged):
-            self.phase = event.phase
-            self.phase_detail = event.detail
-        elif isinstance(event, EndpointProgress):
+    def show_overview(self, overview: Overview) -> None:
+        """The newest run and the live DB, read by a worker; shown while nothing runs."""
+        self.overview = overview
+        for name, ep in self.view.endpoints.items():
+            ep.live_rows = overview.live.tables.get(name) if overview.live.exists else None
+        self._render_all_rows()
+        self.refresh_panels()
+
+    def attach(self, holder: Holder) -> None:
+        """Follow another process's run: its events arrive through `apply` like our own."""
+        self.holder = holder
+        self.watch_ended = None
+        self.refresh_bindings()
+        self.refresh_panels()
+
+    def watched_run_ended(self, message: str | None) -> None:
+        """The watched process let go of the lock; its result (if it wrote one) stays shown."""
+        if self.view.active:
+            self.view.ended_without_result(
+                message or "the watched run's process ended without writing its result"
+            )
+            self._render_all_rows()
+        self.watch_ended = message or "ended"
+        self.refresh_bindings()
+        self.refresh_panels()
+
+    def apply(self, event: EngineEvent, now: datetime | None = None) -> None:
+        view = self.view
+        when = now or self.sapp.now()
+        before = view.started
+        view.apply(event, when)
+        if isinstance(event, EndpointProgress):
             row = self.row(event.endpoint)
             if row is not None:
-                row.apply(event, now, render=False)
                 self._dirty_rows.add(row)
+            self._panels_dirty = True
             self._schedule_flush()
             return
-        elif isinstance(event, RequestRetried):
-            self._log_retry(event)
+        if isinstance(event, RequestRetried):
+            self._sync_log()
             row = self.row(event.endpoint)
             if row is not None:
-                row.backing_off(event.wait_s, self.sapp.now())
+                row.render_row()
             return
-        elif isinstance(event, WorkspacePaused):
-            # once per pause: every request of the workspace holds off, not only this one
-            self._log_line("workspace paused", f"{event.wait_s:.1f} s ({event.status})")
-            return
-        elif isinstance(event, RequestStats):
-            self.stats = event
-        elif isinstance(event, CheckpointSaved):
-            self.checkpoint = event
-        elif isinstance(event, BackupMade):
-            self.backup = event
-        elif isinstance(event, EngineWarning):
-            self.warnings.append(event.message)
-            self._log_line("warning", event.message)
-        elif isinstance(event, WebformProgress):
-            self.webform = event
-        elif isinstance(event, RunFinished):
-            self.finish(event.result)
-            return
+        if view.started is not before:  # a new run (RunStarted): every row changed
+            self._render_all_rows()
+            self._sync_log()
+            self.refresh_bindings()
+        if isinstance(event, RunFinished):
+            self.flush()
+            self._render_all_rows()
+            self.refresh_bindings()
+        self._sync_log()
         if isinstance(event, RequestStats | CheckpointSaved | WebformProgress):
             # the frequent ones: drawn with the next flush
             self._panels_dirty = True
             self._schedule_flush()
         else:
             self.refresh_panels()
+
+    def finish(self, result: RunResult) -> None:
+        """The engine's result when no RunFinished came (the worker's return value)."""
+        self.flush()
+        self.view.finish(result)
+        self._render_all_rows()
+        self.refresh_bindings()
+        self.refresh_panels()
+
+    def _render_all_rows(self) -> None:
+        if not self.is_mounted:
+            return
+        for name, ep in self.view.endpoints.items():
+            row = self.row(name)
+            if row is not None:
+                if row.view is not ep:
+                    row.bind(ep)
+                else:
+                    row.render_row()
 
     # --- coalesced drawing ----------------------------------------------------------------------
     def _schedule_flush(self) -> None:
@@ -257,52 +403,76 @@ class DashboardScreen(Screen[None]):
         if self._panels_dirty:
             self.refresh_panels()
 
-    def finish(self, result: RunResult) -> None:
-        self.flush()
-        self.result = result
-        self.run_tag = result.run_tag
-        self.active = False
-        self.cancelling = False
-        if result.status in ("done", "fallback"):
-            self.phase = "done"  # an interrupted or failed run keeps the phase it stopped in
-        for endpoint, info in result.tables.items():
-            row = self.row(endpoint)
-            if row is not None and row.state not in ("done", "failed") and result.status == "done":
-                row.state = "done"
-                row.rows = info.get("rows", row.rows)
-                row.set_expected(row.expected)
+    def _tick(self) -> None:
+        """Once a second: ages, rates and ETAs move on even without events."""
+        if self.view.active:
+            for row in self.query(EndpointRow):
+                if row.state in ("fetching", "backoff"):
+                    row.render_row()
         self.refresh_panels()
 
-    def _log_retry(self, event: RequestRetried) -> None:
-        table = self.query_one("#retry-log", DataTable)
-        table.add_row(
-            Text(clock_time(self.sapp.now(), self.sapp.now())),
-            Text(event.endpoint),
-            Text(f"{event.attempt}/{event.max_attempts}"),
-            Text(event.error, style="yellow" if event.status == 429 else "red"),
-            Text.assemble(
-                f"{wait(event.wait_s)} ", (REASONS.get(event.reason, event.reason), "dim")
-            ),
-        )
-        self._trim_log(table)
+    # --- retry log ------------------------------------------------------------------------------
+    def _sync_log(self) -> None:
+        """Add the view's new retry entries to the table (cleared when a new run starts)."""
+        tables = self.query("#retry-log").results(DataTable)
+        table = next(tables, None)
+        if not self.is_mounted or table is None:
+            return
+        view = self.view
+        if view.started is not self._log_epoch:
+            self._log_epoch = view.started
+            if view.started is not None:
+                table.clear()
+                self._log_seen = 0
+                self.query_one("#retry-detail", Static).display = False
+        total = view.retries_dropped + len(view.retries)
+        new = min(total - self._log_seen, len(view.retries))
+        if new <= 0:
+            return
+        if self._log_seen == 0 and table.row_count:
+            table.clear()
+        for entry in view.retries[-new:]:
+            table.add_row(*self._log_cells(entry))
+        self._log_seen = total
+        while table.row_count > len(view.retries):
+            table.remove_row(next(iter(table.rows)))
+        table.scroll_end(animate=False, immediate=False, x_axis=False)
 
-    def _log_line(self, kind: str, message: str) -> None:
-        table = self.query_one("#retry-log", DataTable)
-        table.add_row(
-            Text(clock_time(self.sapp.now(), self.sapp.now())),
-            Text("-"),
-            Text("!", style="bold yellow"),
-            Text.assemble((f"{kind}: ", "bold yellow"), message),
-            Text(""),
-        )
-        self._trim_log(table)
+    def _log_cells(self, entry: RetryEntry) -> tuple[Text, ...]:
+        now = self.sapp.now()
+        if entry.warning:
+            cells = {
+                "time": Text(clock_time(entry.when, now)),
+                "endpoint": Text("-"),
+                "try": Text("!", style="bold yellow"),
+                "cause": Text.assemble(("warning: ", "bold yellow"), entry.cause),
+                "wait": Text(""),
+            }
+        else:
+            reason = REASONS.get(entry.reason, entry.reason)
+            cells = {
+                "time": Text(clock_time(entry.when, now)),
+                "endpoint": Text(entry.endpoint),
+                "try": Text(entry.attempt),
+                "cause": Text(entry.cause, style="yellow" if entry.status == 429 else "red"),
+                "wait": (
+                    Text(wait(entry.wait_s))
+                    if self._compact
+                    else Text.assemble(f"{wait(entry.wait_s)} ", (reason, "dim"))
+                ),
+            }
+        return tuple(cells[label] for label in self._log_labels)
 
     @on(DataTable.RowHighlighted, "#retry-log")
     def _retry_highlighted(self, event: DataTable.RowHighlighted) -> None:
         # The cause column is cut to its width (Korean server messages often are longer):
-        # the highlighted entry is shown whole below the log.
-        cells = event.data_table.get_row(event.row_key)
-        line = Text.assemble(("› ", "dim"), cells[0], " ", cells[1], " ", cells[3])
+        # the highlighted entry is shown whole, wrapped at word boundaries, below the log.
+        shown = dict(zip(self._log_labels, event.data_table.get_row(event.row_key), strict=False))
+        cells = [shown.get(label, Text("")) for label in LOG_LABELS]
+        line = Text.assemble(("› ", "dim"), cells[0], " ", cells[1], " ")
+        if cells[2].plain and cells[2].plain != "!":
+            line.append(f"try {cells[2].plain} ", "dim")
+        line.append_text(cells[3])
         if cells[4].plain:
             line.append(" · wait ")
             line.append_text(cells[4])
@@ -310,33 +480,41 @@ class DashboardScreen(Screen[None]):
         detail.update(line)
         detail.display = True
 
-    @staticmethod
-    def _trim_log(table: DataTable[Text]) -> None:
-        while table.row_count > MAX_LOG_ROWS:
-            first = next(iter(table.rows))
-            table.remove_row(first)
-        table.scroll_end(animate=False, immediate=False, x_axis=False)
-
     # --- rendering ------------------------------------------------------------------------------
     def refresh_panels(self) -> None:
         self._panels_dirty = False
-        if not self.is_mounted:
+        if not self.is_mounted or not self.query("#summary-panel"):
             return
-        # Fixed heights (run bar 2 lines, phase bar 1) never need a layout pass; the others only
-        # when their line count changes. A fast run sends dozens of events a second.
-        set_text(self.query_one("#run-bar", Static), self._run_bar())
+        # Fixed heights (phase bar 1 line) never need a layout pass; the others only when their
+        # line count changes. A fast run sends dozens of events a second.
+        run_bar = self.query_one("#run-bar", Static)
+        text = self._run_bar()
+        set_text(run_bar, text, layout=_lines(run_bar.content) != _lines(text))
         set_text(self.query_one("#phase-bar", Static), self._phase_bar())
         rate = self._rate_bar()
         rate_widget = self.query_one("#rate-bar", Static)
         set_text(rate_widget, rate, layout=_lines(rate_widget.content) != _lines(rate))
         panel = self.query_one("#checkpoint-panel", Static)
-        checkpoint_key = (id(self.checkpoint), self._checkpoint_age())
+        checkpoint_key = (id(self.checkpoint), self._checkpoint_age(), self.compact)
         if checkpoint_key != self._checkpoint_key:
             self._checkpoint_key = checkpoint_key
             panel.update(self._checkpoint_panel())
-        # Once a run ended the summary needs the room; an interrupted run names its checkpoint.
-        panel.display = self.result is None
-        summary_key = (id(self.result), id(self.checkpoint), self.start_error, self.active)
+        # Once a run ended (or before any) the summary needs the room.
+        ended = not self.view.active
+        if self.has_class("-ended") != ended:
+            self.set_class(ended, "-ended")
+            self.call_after_refresh(self._layout_log)  # the panes change width
+        panel.display = self.view.active or (self.result is None and self.checkpoint is not None)
+        summary_key = (
+            id(self.result),
+            id(self.checkpoint),
+            self.view.start_error,
+            self.view.active,
+            id(self.overview),
+            id(self.holder),
+            self.watch_ended,
+            self._overview_age(),
+        )
         if summary_key != self._summary_key:
             self._summary_key = summary_key
             self.query_one("#summary-panel", Static).update(self._summary_panel())
@@ -347,80 +525,163 @@ class DashboardScreen(Screen[None]):
             return ""
         return age(parse_iso(self.checkpoint.saved_at), self.sapp.now())
 
+    def _overview_age(self) -> str:
+        ov = self.overview
+        if ov is None or ov.last_run is None:
+            return ""
+        return age(parse_iso(str(ov.last_run.get("started_at") or "")), self.sapp.now())
+
+    def _width(self) -> int:
+        return max(self.app.size.width - 2, 40)
+
     def _run_bar(self) -> Text:
         app = self.sapp
         base = app.base_dir
+        view = self.view
+        now = app.now()
         text = Text()
-        if self.run_tag:
+        if view.run_tag:
             text.append("run ", "dim")
-            text.append(self.run_tag, "bold")
-            text.append(f" · {self.kind}", "dim")
-            if self.started and self.started.resumed:
+            text.append(view.run_tag, "bold")
+            text.append(f" · {view.kind}", "dim")
+            if view.started and view.started.resumed:
                 text.append(" · resumed", "bold magenta")
             text.append("  ")
-        if self.active:
-            if self.cancelling:
+        if view.active:
+            if view.cancelling:
                 text.append("cancelling — saving a checkpoint…", "bold yellow")
+            elif view.started is None and self.holder is None:
+                text.append("starting…", "bold cyan")
             else:
                 text.append("running", "bold cyan")
-        elif self.result is not None:
-            text.append(self.result.status, STATUS_STYLES.get(self.result.status, "bold"))
-        elif self.start_error:
+                elapsed = view.elapsed_s(now)
+                if elapsed is not None:
+                    text.append(f" · {duration(elapsed)}", "dim")
+        elif view.result is not None:
+            text.append(view.result.status, STATUS_STYLES.get(view.result.status, "bold"))
+            text.append(f" · exit {view.result.exit_code}", "dim")
+        elif view.start_error:
             text.append("not started", "bold red")
         else:
-            text.append("no run yet — press r to start a snapshot, s to resume one", "italic")
+            text.append("nothing running", "dim italic")
+        if self.holder is not None:
+            holder = self.holder
+            text.append("\n")
+            verb = "watching" if view.active else "watched"
+            text.append(f"{verb} the run of PID {holder.pid}", "bold magenta")
+            if holder.started is not None:
+                text.append(f" (started {clock_time(from_epoch(holder.started, now), now)})")
+            text.append(" · read-only", "dim")
+            if holder.cmdline and not self.compact:  # narrow: the stop dialog shows it
+                text.append("\n")
+                text.append(middle(holder.cmdline, self._width()), "dim")
         text.append("\n")
         text.append("db ", "dim")
-        text.append(show_path(app.settings.db_path, base))
-        if self.backup:
+        width = self._width()
+        text.append(short_path(show_path(app.settings.db_path, base), max(width // 2, 30)))
+        live = self.overview.live if self.overview else None
+        if live is not None and live.exists:
+            moment = from_epoch(live.mtime, now) if live.mtime else None
+            text.append(f" · {size(live.size_bytes)} · {age(moment, now)}", "dim")
+            if live.run_tag:
+                text.append(f" · data of {live.run_tag}", "dim")
+        elif live is not None:
+            text.append(" · no live DB yet", "yellow")
+        if view.backup and view.active and not self.compact:
             text.append("  backup ", "dim")
-            text.append(f"{show_path(self.backup.path, base)} ({size(self.backup.size_bytes)})")
-        if not app.settings.token:
+            text.append(short_path(show_path(view.backup.path, base), 40))
+            text.append(f" ({size(view.backup.size_bytes)})")
+        if not app.settings.token and not app.demo:
             text.append("  SALESMAP_TOKEN not set", "bold red")
         if app.demo:
-            text.append("  demo: local sandbox ", "bold magenta")
-            text.append(app.settings.base_url, "dim")
+            text.append("  demo: local sandbox", "bold magenta")
         return text
 
     def _phase_bar(self) -> Text:
+        view = self.view
         text = Text("phase ", style="dim")
+        if view.phase is None and not view.active:
+            text.append("-", "dim")
+            return text
         order = [key for key, _ in PHASES]
-        current = order.index(self.phase) if self.phase in order else None
+        current = order.index(view.phase) if view.phase in order else None
         for index, (key, label) in enumerate(PHASES):
             if index:
                 text.append(" › ", "dim")
-            if key == self.phase:
-                text.append(f" {label} ", "bold reverse")
-            elif self.phase == "done" or (current is not None and index < current):
+            if key == view.phase:
+                style = "bold reverse" if view.active else "bold"
+                text.append(f" {label} ", style)
+            elif view.phase == "done" or (current is not None and index < current):
                 text.append(label, "green")
             else:
                 text.append(label, "dim")
-        if self.phase in ("lock", "prepare"):
-            text.append(f"  ({self.phase})", "italic")
-        if self.phase_detail:
+        if view.phase in ("lock", "prepare"):
+            text.append(f"  ({view.phase})", "italic")
+        if view.result is not None and view.result.status not in ("done", "fallback"):
             text.append("  ")
-            text.append(short(self.phase_detail, 60), "italic")
+            text.append(f"stopped in {view.phase or 'start'}", "yellow")
+        elif view.phase_detail and not self.compact:
+            text.append("  ")
+            text.append(short(view.phase_detail, 40), "italic")
+        return text
+
+    def _overall(self) -> Text | None:
+        """Overall progress and ETA from the previous snapshot's row counts."""
+        view = self.view
+        if view.started is None or view.kind != "snapshot":
+            return None
+        now = self.sapp.now()
+        expected = view.rows_expected()
+        text = Text("overall ", style="dim")
+        done = view.rows_done()
+        if expected is None:
+            text.append(f"{count(done)} rows", "bold")
+            if view.active and view.phase in (None, "lock", "backup", "prepare", "crawl"):
+                text.append(
+                    " · first run: no previous snapshot to estimate the total from", "dim italic"
+                )
+            return text
+        fraction = view.overall_fraction() or 0.0
+        # an endpoint the previous snapshot had no count for makes the total a lower bound
+        rough = fraction < 1 and any(
+            ep.expected is None and ep.state != "idle" for ep in view.endpoints.values()
+        )
+        text.append(f"{'~' if rough else ''}{fraction * 100:.0f}%", "bold")
+        text.append(f" · {count(done)}/{count(expected)} rows")
+        if view.active:
+            eta = view.overall_eta_s(now)
+            if eta is not None:
+                text.append(f" · {eta_text(eta)}", "bold")
+            elif view.overall_rate(now) is None and view.phase == "crawl":
+                text.append(" · ETA once the rate is known", "dim")
+            rate = view.overall_rate(now)
+            if rate is not None:
+                text.append(f" · {rate:,.0f} rows/s", "dim")
         return text
 
     def _rate_bar(self) -> Text:
-        text = Text("requests ", style="dim")
+        text = Text()
+        overall = self._overall()
+        if overall is not None:
+            text.append_text(overall)
+            text.append("\n")
+        text.append("requests ", "dim")
         stats = self.stats
-        if stats is None:
-            text.append("-")
+        if stats is None or (not self.view.active and self.view.result is None):
+            text.append("-", "dim")
         else:
             per_s = stats.last_window_requests / stats.window_s if stats.window_s else 0.0
             load = stats.last_window_requests / stats.limit if stats.limit else 0.0
             style = "bold red" if load >= 0.95 else "bold yellow" if load >= 0.8 else "bold"
-            text.append(f"{per_s:.1f} req/s", style)
-            window = (
-                f"{stats.last_window_requests}/{stats.limit} per {stats.window_s:g} s"
-                if stats.limit
-                else "pacing off"
-            )
-            text.append(
-                f" · {window} · {count(stats.total_requests)} requests in "
-                f"{duration(stats.elapsed_s)}"
-            )
+            if self.view.active:
+                text.append(f"{per_s:.1f} req/s", style)
+                window = (
+                    f"{stats.last_window_requests}/{stats.limit} per {stats.window_s:g} s"
+                    if stats.limit
+                    else "pacing off"
+                )
+                text.append(f" · {window} · ")
+            text.append(f"{count(stats.total_requests)} requests in {duration(stats.elapsed_s)}")
         if self.webform is not None:
             wf = self.webform
             text.append("\nweb forms ", "dim")
@@ -436,46 +697,116 @@ class DashboardScreen(Screen[None]):
             return Text("no checkpoint saved in this run yet", style="dim italic")
         now = self.sapp.now()
         saved = parse_iso(cp.saved_at)
-        header = Text(Path(cp.path).name)
+        header = Text(middle(Path(cp.path).name, 44 if not self.compact else 30))
         header.append(f"\nsaved {clock_time(saved, now)} · {age(saved, now)} · {cp.phase}", "dim")
         grid = Table.grid(padding=(0, 1))
-        grid.add_column(style="dim")
-        grid.add_column()
-        grid.add_column()
-        grid.add_column()
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True)
+        if not self.compact:
+            grid.add_column(no_wrap=True)
         for endpoint, info in cp.endpoints.items():
             done = bool(info.get("done"))
             cursor = info.get("cursor")
-            grid.add_row(
+            cells = [
                 Text(endpoint),
-                Text(f"{count(info.get('pages'))} p · {count(info.get('rows'))} rows"),
+                Text(f"{count(info.get('pages'))} p · {count(info.get('rows'))}"),
                 Text("done" if done else "", style="green"),
-                Text(short(str(cursor), 10) if cursor and not done else "", style="dim"),
-            )
+            ]
+            if not self.compact:
+                cells.append(
+                    Text(short(str(cursor), 10) if cursor and not done else "", style="dim")
+                )
+            grid.add_row(*cells)
         return Group(header, grid)
 
-    def _summary_panel(self) -> Table | Text:
+    def _summary_panel(self) -> Table | Text | Group:
         result = self.result
+        view = self.view
         if result is None:
-            if self.start_error:
-                return Text(self.start_error, style="red")
-            if self.active:
+            if view.start_error:
+                return Text(view.start_error, style="red")
+            if view.active:
+                if self.holder is not None:
+                    return Text(
+                        f"watching a run of another process (PID {self.holder.pid}); its "
+                        "result appears here when it ends. x stops it safely (it saves a "
+                        "checkpoint).",
+                        style="dim italic",
+                    )
                 return Text("the summary appears when the run ends", style="dim italic")
-            return Text(
-                "r start a snapshot · s resume · b restore a backup · w web forms · h history",
-                style="dim italic",
-            )
+            return self._idle_panel()
+        return self._result_grid(result)
+
+    def _idle_panel(self) -> Group | Text:
+        """Before any run in this session: the newest run from the history, and what to press."""
+        now = self.sapp.now()
+        parts: list[Text | Table] = []
+        ov = self.overview
+        last = ov.last_run if ov else None
+        if ov is None:
+            parts.append(Text("reading the run history…", style="dim italic"))
+        elif last is None:
+            parts.append(Text("no run yet in the history", style="italic"))
+        else:
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(style="dim", no_wrap=True)
+            grid.add_column()
+            status = str(last.get("status") or "?")
+            line = Text(status, STATUS_STYLES.get(status, "bold"))
+            exit_code = last.get("exit_code")
+            if exit_code is not None:
+                line.append(f" · exit {exit_code}", "dim")
+            grid.add_row(Text("last run"), line)
+            grid.add_row(Text(""), Text(f"{last.get('kind', 'snapshot')} {last.get('run_tag')}"))
+            started = parse_iso(str(last.get("started_at") or ""))
+            when = Text(f"{clock_time(started, now)} · {age(started, now)}")
+            if last.get("duration_s") is not None:
+                when.append(f" · took {duration(float(last['duration_s']))}", "dim")
+            grid.add_row(Text("when"), when)
+            tables = last.get("tables") or {}
+            if isinstance(tables, dict) and tables:
+                total = sum(int((t or {}).get("rows") or 0) for t in tables.values())
+                grid.add_row(Text("rows"), Text(f"{count(total)} in {len(tables)} tables"))
+            errors = int(last.get("error_count") or len(last.get("errors") or []))
+            grid.add_row(Text("errors"), Text(str(errors), style="red" if errors else "green"))
+            if status == "running" and self.holder is None:
+                grid.add_row(
+                    Text(""),
+                    Text("recorded as running, but no process holds the lock", style="yellow"),
+                )
+            parts.append(grid)
+        keys = Text("\n")
+        keys.append("r", "bold")
+        keys.append(" start a snapshot · ")
+        keys.append("s", "bold")
+        keys.append(" resume · ")
+        keys.append("b", "bold")
+        keys.append(" backups · ")
+        keys.append("w", "bold")
+        keys.append(" web forms · ")
+        keys.append("h", "bold")
+        keys.append(" history")
+        parts.append(keys)
+        return Group(*parts)
+
+    def _result_grid(self, result: RunResult) -> Table:
         base = self.sapp.base_dir
+        width = 44 if not self.compact else 28
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column()
         status = Text(result.status, STATUS_STYLES.get(result.status, "bold"))
         status.append(f" · exit {result.exit_code} · {duration(result.duration_s)}", "")
         grid.add_row(Text("status"), status)
+        if self.holder is not None:
+            grid.add_row(Text("ran in"), Text(f"PID {self.holder.pid} (watched)", "magenta"))
         grid.add_row(Text(""), Text(result.message))
         if result.status == "interrupted":
             if self.checkpoint is not None:
-                grid.add_row(Text("checkpoint"), Text(Path(self.checkpoint.path).name))
+                grid.add_row(
+                    Text("checkpoint"), Text(middle(Path(self.checkpoint.path).name, width))
+                )
             grid.add_row(
                 Text("resume"),
                 Text(f"press s and choose {result.run_tag} to continue it", "bold magenta"),
@@ -487,18 +818,20 @@ class DashboardScreen(Screen[None]):
                     rows.append(" · ", "dim")
                 rows.append(f"{name} {count(info.get('rows'))}")
             grid.add_row(Text("rows"), rows)
-        live = Text(show_path(result.final_db_path, base))
+        live = Text(short_path(show_path(result.final_db_path, base), width))
         live.append(" (replaced)" if result.replaced else " (not replaced)", "dim")
         grid.add_row(Text("live DB"), live)
         if result.fallback_path:
             grid.add_row(
                 Text("fallback"),
-                Text(show_path(result.fallback_path, base), style="bold yellow"),
+                Text(short_path(show_path(result.fallback_path, base), width), style="bold yellow"),
             )
         if result.backup_path:
-            grid.add_row(Text("backup"), Text(show_path(result.backup_path, base)))
+            grid.add_row(
+                Text("backup"), Text(short_path(show_path(result.backup_path, base), width))
+            )
         if result.log_path:
-            grid.add_row(Text("log"), Text(show_path(result.log_path, base)))
+            grid.add_row(Text("log"), Text(short_path(show_path(result.log_path, base), width)))
         if result.webform is not None:
             wf = result.webform
             line = Text(wf.status, "green" if wf.status == "done" else "yellow")

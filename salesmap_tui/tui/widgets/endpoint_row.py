@@ -1,8 +1,12 @@
-"""One endpoint's line on the dashboard: bar, pages/rows/ETA, state, rate."""
+"""One endpoint's line on the dashboard: bar, pages/rows/ETA, state, rate.
+
+The row only draws; what it shows lives in the run view model (`runview.EndpointView`), which
+the dashboard feeds with engine events from its own run or an attached one.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,34 +16,61 @@ from textual.widgets import Label, ProgressBar, Static
 
 from salesmap_tui.engine.events import EndpointProgress
 from salesmap_tui.tui.format import Clock, count, duration, system_clock, wait
+from salesmap_tui.tui.runview import IDLE, NOT_RUN, STOPPED, EndpointView
 from salesmap_tui.tui.widgets.quiet_static import set_text
 
 INDETERMINATE_FRAME_S = 1 / 5
 STATE_STYLES = {
+    IDLE: "dim",
     "waiting": "dim",
     "fetching": "bold cyan",
     "backoff": "bold yellow",
     "done": "bold green",
     "failed": "bold red",
+    STOPPED: "bold yellow",
+    NOT_RUN: "dim",
 }
+# Below this a wait is over before anyone reads it: the row just says "retrying".
+SHORT_WAIT_S = 0.1
+
+
+def eta_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return "ETA <1 s" if seconds < 1 else f"ETA {duration(seconds)}"
 
 
 class EndpointRow(Horizontal):
-    """Tracks one endpoint from its progress events; the clock comes from the caller."""
+    """Draws one `EndpointView`; the clock comes from the app (a test freezes it)."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, view: EndpointView | None = None) -> None:
         super().__init__(classes="endpoint-row")
         self.endpoint = endpoint
-        self.state = "waiting"
-        self.pages = 0
-        self.rows = 0
-        self.expected: int | None = None
-        self.backoff_s: float | None = None
-        self.rate: float | None = None
-        self._started: tuple[datetime, int] | None = None  # first "fetching": (when, rows then)
-        self._backoff_until: datetime | None = None
+        self.view = view or EndpointView(endpoint)
+        self.compact = False  # narrow screens: no page count, shorter state words
         self._countdown: Timer | None = None
         self._shown: tuple[object, ...] | None = None  # what the row shows now, to skip repaints
+
+    # the figures, as the tests and the rest of the UI read them
+    @property
+    def state(self) -> str:
+        return self.view.state
+
+    @property
+    def pages(self) -> int:
+        return self.view.pages
+
+    @property
+    def rows(self) -> int:
+        return self.view.rows
+
+    @property
+    def expected(self) -> int | None:
+        return self.view.expected
+
+    @property
+    def rate(self) -> float | None:
+        return self.view.rate(self.clock())
 
     def compose(self) -> ComposeResult:
         yield Label(Text(self.endpoint), classes="ep-name")
@@ -50,7 +81,6 @@ class EndpointRow(Horizontal):
 
     @property
     def clock(self) -> Clock:
-        # the app's clock (a test freezes it); the row also works outside SalesmapApp
         clock = getattr(self.app, "now", None)
         return clock if callable(clock) else system_clock
 
@@ -60,68 +90,38 @@ class EndpointRow(Horizontal):
 
     def remaining_backoff(self) -> float | None:
         """Seconds left of the current wait (by the app's clock), None when not backing off."""
-        if self.state != "backoff" or self._backoff_until is None:
-            return None
-        left = (self._backoff_until - self.clock()).total_seconds()
-        return max(left, 0.0)
-
-    def set_expected(self, expected: int | None) -> None:
-        self.expected = expected
-        self._render_row()
-
-    def reset(self, expected: int | None) -> None:
-        self.state = "waiting"
-        self.pages = self.rows = 0
-        self.expected = expected
-        self.backoff_s = self.rate = None
-        self._started = None
-        self._set_backoff(None, None)
-        self._render_row()
+        return self.view.remaining_backoff(self.clock())
 
     def apply(self, event: EndpointProgress, now: datetime, *, render: bool = True) -> None:
-        """Take in a progress event; with `render=False` the caller draws later (render_row)."""
-        self.state = event.state
-        self.pages = event.pages
-        self.rows = event.rows
+        """Feed one progress event straight to this row's view (the row used on its own)."""
+        view = self.view
+        view.state, view.pages, view.rows = event.state, event.pages, event.rows
         if event.expected_rows is not None:
-            self.expected = event.expected_rows
-        if event.state == "backoff":
-            self._set_backoff(event.wait_s, now)
-        else:
-            self._set_backoff(None, None)
-        if self._started is None and event.state in ("fetching", "backoff"):
-            self._started = (now, event.rows)
-        if self._started is not None:
-            since, rows0 = self._started
-            elapsed = (now - since).total_seconds()
-            if elapsed > 0:
-                self.rate = (event.rows - rows0) / elapsed
+            view.expected = event.expected_rows
+        view.meter.add(now, event.rows)
         if render:
             self._render_row()
 
-    def render_row(self) -> None:
-        """Draw the row from its current state."""
+    def bind(self, view: EndpointView) -> None:
+        self.view = view
+        self._shown = None
         self._render_row()
 
-    def backing_off(self, wait_s: float, now: datetime) -> None:
-        """A retry is waiting: the row counts the wait down until the next progress event."""
-        if self.state not in ("done", "failed"):
-            self.state = "backoff"
-            self._set_backoff(wait_s, now)
-            self._render_row()
+    def render_row(self) -> None:
+        """Draw the row from its view."""
+        self._render_row()
 
-    def _set_backoff(self, wait_s: float | None, now: datetime | None) -> None:
-        self.backoff_s = wait_s
-        if wait_s is None or now is None:
-            self._backoff_until = None
-            if self._countdown is not None:
-                self._countdown.stop()
-                self._countdown = None
-            return
-        self._backoff_until = now + timedelta(seconds=wait_s)
-        # Whole seconds are what the label changes by; a sub-second wait ends before a tick.
-        if self._countdown is None and wait_s >= 1 and self.is_mounted:
-            self._countdown = self.set_interval(1.0, self._tick, name=f"backoff-{self.endpoint}")
+    def _sync_countdown(self) -> None:
+        left = self.remaining_backoff()
+        # whole seconds are what the label changes by; a sub-second wait ends before a tick
+        if left is not None and left >= 1 and self.is_mounted:
+            if self._countdown is None:
+                self._countdown = self.set_interval(
+                    1.0, self._tick, name=f"backoff-{self.endpoint}"
+                )
+        elif self._countdown is not None:
+            self._countdown.stop()
+            self._countdown = None
 
     def _tick(self) -> None:
         left = self.remaining_backoff()
@@ -131,42 +131,60 @@ class EndpointRow(Horizontal):
         self._render_state()
 
     def _render_row(self) -> None:
-        if not self.is_mounted:
-            return
+        if not self.is_mounted or len(self.children) < 5:
+            return  # its parts are not composed yet (on_mount draws it)
+        self._sync_countdown()
         self._render_state()
-        shown = (self.state, self.pages, self.rows, self.expected, self.rate)
+        view = self.view
+        now = self.clock()
+        rate = view.rate(now)
+        eta = view.eta_s(now)
+        shown: tuple[object, ...] = (view.state, view.pages, view.rows, view.expected)
+        shown = (*shown, view.live_rows, rate, eta, self.compact)
         if shown == self._shown:
             return  # a repeated event (e.g. backoff → fetching at the same page) changes nothing
         self._shown = shown
         bar = self.query_one(ProgressBar)
-        if self.expected:
-            total = max(self.expected, self.rows)
-            bar.update(total=total, progress=self.rows)
-        elif self.state == "done":
-            bar.update(total=max(self.rows, 1), progress=max(self.rows, 1))
-        else:
-            if bar.total is not None:
-                bar.update(total=None)
-            # total unknown: the bar moves while fetching; waiting or backing off it stands still
-            frame_s = INDETERMINATE_FRAME_S if self.state == "fetching" else None
-            self.call_after_refresh(self._set_bar_frames, frame_s)
-        pages = "page" if self.pages == 1 else "pages"
-        detail = Text(f"{count(self.pages)} {pages} · {count(self.rows)}")
-        if self.expected:
-            detail.append(f"/{count(self.expected)}")
-        detail.append(" rows")
-        if (
-            self.expected
-            and self.rate
-            and self.rate > 0
-            and self.state not in ("done", "failed")
-            and self.rows < self.expected
-        ):
-            detail.append(f" · ETA {duration((self.expected - self.rows) / self.rate)}", "dim")
-        # one line each in a row of fixed height: never a reason to re-layout the screen
-        set_text(self.query_one(".ep-detail", Static), detail)
-        rate = "-" if self.rate is None else f"{self.rate:,.0f} rows/s"
-        set_text(self.query_one(".ep-rate", Static), Text(rate))
+        moving = view.state == "fetching"
+        unknown_end = view.state in (STOPPED, "failed") and not view.expected
+        bar.show_percentage = view.state != IDLE and not unknown_end
+        if view.state == IDLE or unknown_end:
+            # nothing runs: a still, empty bar; the live DB's count is the figure
+            if bar.total != 1 or bar.progress:
+                bar.update(total=1, progress=0)
+        elif view.expected:
+            bar.update(total=max(view.expected, view.rows), progress=view.rows)
+        elif view.state == "done":
+            bar.update(total=max(view.rows, 1), progress=max(view.rows, 1))
+        elif view.state in ("waiting", NOT_RUN):
+            bar.update(total=1, progress=0)  # nothing fetched: a still, empty bar
+        elif bar.total is not None:
+            # total unknown: the indeterminate bar, moving only while fetching (frames below)
+            bar.update(total=None)
+        self.call_after_refresh(self._set_bar_frames, INDETERMINATE_FRAME_S if moving else None)
+        set_text(self.query_one(".ep-detail", Static), self._detail(eta))
+        rate_text = "-" if rate is None else f"{rate:,.0f} rows/s"
+        if self.compact and rate is not None:
+            rate_text = f"{rate:,.0f}/s"
+        set_text(self.query_one(".ep-rate", Static), Text(rate_text, style="" if rate else "dim"))
+
+    def _detail(self, eta: float | None) -> Text:
+        view = self.view
+        if view.state == IDLE:
+            if view.live_rows is None:
+                return Text("-", style="dim")
+            return Text(f"{count(view.live_rows)} rows in the live DB", style="dim")
+        text = Text()
+        if not self.compact:
+            pages = "page" if view.pages == 1 else "pages"
+            text.append(f"{count(view.pages)} {pages} · ")
+        text.append(count(view.rows))
+        if view.expected and view.state != "done":
+            text.append(f"/{count(view.expected)}")
+        text.append(" rows")
+        if eta is not None and view.state not in ("done", "failed"):
+            text.append(f" · {eta_text(eta)}", "dim")
+        return text
 
     def _set_bar_frames(self, frame_s: float | None) -> None:
         # Textual animates an indeterminate bar at 15 frames/s; seven of them cost ~14% of a
@@ -177,13 +195,19 @@ class EndpointRow(Horizontal):
                 inner.auto_refresh = frame_s
 
     def _render_state(self) -> None:
-        label = self.state
-        if self.state == "backoff":
+        if len(self.children) < 5:
+            return
+        view = self.view
+        label = view.state
+        if view.state == IDLE:
+            label = "-"
+        elif view.state == "backoff":
             left = self.remaining_backoff()
-            if left is not None and left <= 0:
+            if left is None or left <= 0 or (view.backoff_s or 0) < SHORT_WAIT_S:
                 label = "retrying"  # the wait is over; the request is on its way again
             else:
-                label = f"backing off {wait(self.backoff_s if left is None else left)}"
+                word = "backoff" if self.compact else "backing off"
+                label = f"{word} {wait(left)}"
         set_text(
-            self.query_one(".ep-state", Static), Text(label, style=STATE_STYLES.get(self.state, ""))
+            self.query_one(".ep-state", Static), Text(label, style=STATE_STYLES.get(view.state, ""))
         )
