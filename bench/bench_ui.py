@@ -8,7 +8,12 @@ Starts `python -m salesmap_tui.sandbox --port 0 --scale N --rate-limit 0` in its
       wall time until the dashboard shows the result, and the event loop's lag: a task sleeps
       10 ms again and again and records how late it wakes (p50 / p99 / max).
 
-Goals: loop lag p99 < 50 ms; TUI wall time <= 1.1x the engine's.
+  (c) attach mode: a headless `salesmap-tui snapshot` in its own process, alone -> wall time;
+      then the same with the app open and attached to it (following its events file) -> the
+      headless run's wall time and the app's event-loop lag while it follows.
+
+Goals: loop lag p99 < 50 ms; TUI wall time <= 1.1x the engine's; in attach mode the headless
+run with a TUI watching <= 1.1x the headless run alone, and the watching app's lag p99 < 50 ms.
 
     python bench/bench_ui.py                       # scale 20,000: about 20-30 s per run here
     python bench/bench_ui.py --scale 30000 --rounds 2
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shlex
 import statistics
 import subprocess
@@ -118,6 +124,53 @@ async def tui_run(settings: Settings) -> tuple[float, list[float], int, str]:
     return wall, lags, messages, status
 
 
+def headless_cmd(settings: Settings) -> list[str]:
+    return [sys.executable, "-m", "salesmap_tui.cli", "snapshot", "--quiet",
+            "--db-path", str(settings.db_path), "--log-dir", str(settings.log_dir),
+            "--backup-dir", str(settings.backup_dir), "--base-url", settings.base_url,
+            "--min-interval", "0", "--concurrency", str(settings.concurrency)]  # fmt: skip
+
+
+def headless_run(settings: Settings) -> tuple[float, int]:
+    env = {**os.environ, "SALESMAP_TOKEN": settings.token or ""}
+    t0 = time.perf_counter()
+    code = subprocess.run(headless_cmd(settings), env=env, check=False).returncode
+    return time.perf_counter() - t0, code
+
+
+async def attached_run(settings: Settings) -> tuple[float, list[float], int, str]:
+    """The app open while a headless run goes in another process; it attaches and follows."""
+    app = SalesmapApp(settings, base_dir=settings.db_path.parent, autostart=False)
+    lags: list[float] = []
+    env = {**os.environ, "SALESMAP_TOKEN": settings.token or ""}
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        stop = asyncio.Event()
+
+        async def sample() -> None:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                await asyncio.sleep(TICK_S)
+                lags.append(time.perf_counter() - t0 - TICK_S)
+
+        sampler = asyncio.create_task(sample())
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(headless_cmd(settings), env=env)
+        while proc.poll() is None:
+            await asyncio.sleep(0.005)
+        wall = time.perf_counter() - t0
+        dash = app.dashboard
+        for _ in range(2000):  # the last events reach the screen
+            if dash.watch_ended is not None:
+                break
+            await asyncio.sleep(0.005)
+        stop.set()
+        await sampler
+        seen = dash.result.status if dash.result else "no result seen"
+        attached = dash.holder is not None
+    return wall, lags, proc.returncode, seen if attached else "never attached"
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -129,6 +182,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=3, help="sandbox seed")
     parser.add_argument("--rounds", type=int, default=1, help="engine/TUI pairs to run")
     parser.add_argument("--concurrency", type=int, default=None, help="engine concurrency")
+    parser.add_argument("--no-attach", action="store_true", help="skip the attach-mode runs")
     args = parser.parse_args()
     rerun = shlex.join([sys.executable, *sys.argv])
 
@@ -161,6 +215,28 @@ def main() -> int:
                     f"handled  lag p50 {pct(lags, 0.5) * 1000:.1f} ms  p99 "
                     f"{pct(lags, 0.99) * 1000:.1f} ms  max {max(lags) * 1000:.1f} ms"
                 )
+            headless_walls: list[float] = []
+            attached_walls: list[float] = []
+            attach_lags: list[float] = []
+            if not args.no_attach:
+                for n in range(args.rounds):
+                    root = Path(tmp) / f"headless{n}"
+                    root.mkdir()
+                    settings = settings_for(root, base_url, token, args.concurrency)
+                    wall, code = headless_run(settings)
+                    headless_walls.append(wall)
+                    print(f"headless round {n + 1}: {wall:6.2f} s  exit {code}")
+                    root = Path(tmp) / f"attached{n}"
+                    root.mkdir()
+                    settings = settings_for(root, base_url, token, args.concurrency)
+                    wall, lags, code, seen = asyncio.run(attached_run(settings))
+                    attached_walls.append(wall)
+                    attach_lags.extend(lags)
+                    print(
+                        f"attached round {n + 1}: {wall:6.2f} s  exit {code}  TUI saw {seen}  lag "
+                        f"p50 {pct(lags, 0.5) * 1000:.1f} ms  p99 {pct(lags, 0.99) * 1000:.1f} ms"
+                        f"  max {max(lags) * 1000:.1f} ms"
+                    )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -180,6 +256,16 @@ def main() -> int:
         f"wall time: engine {engine_s:.2f} s · TUI {tui_s:.2f} s · ratio {ratio:.3f}x  "
         f"(goal <= {RATIO_GOAL}x: {'met' if ratio <= RATIO_GOAL else 'MISSED'})"
     )
+    if attach_lags:
+        a99 = pct(attach_lags, 0.99) * 1000
+        h_s, a_s = statistics.median(headless_walls), statistics.median(attached_walls)
+        print(
+            f"attach mode: lag p50 {pct(attach_lags, 0.5) * 1000:.1f} ms · p99 {a99:.1f} ms · "
+            f"max {max(attach_lags) * 1000:.1f} ms (goal p99 < {LAG_GOAL_MS:.0f} ms: "
+            f"{'met' if a99 < LAG_GOAL_MS else 'MISSED'}); headless alone {h_s:.2f} s · watched "
+            f"{a_s:.2f} s · ratio {a_s / h_s:.3f}x (goal <= {RATIO_GOAL}x: "
+            f"{'met' if a_s / h_s <= RATIO_GOAL else 'MISSED'})"
+        )
     print(f"rerun: {rerun}")
     return 0
 

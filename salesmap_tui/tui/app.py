@@ -25,6 +25,7 @@ from salesmap_tui.engine.events import EngineEvent, RunFinished, RunResult
 from salesmap_tui.tui.format import Clock, parse_iso, relativize, system_clock
 from salesmap_tui.tui.messages import EngineEventMessage, WatchMessage
 from salesmap_tui.tui.overview import overview
+from salesmap_tui.tui.prefs import default_state_path, load_state, save_state, screenshot_dir
 from salesmap_tui.tui.screens.base import AppScreen
 from salesmap_tui.tui.screens.dashboard import DashboardScreen
 from salesmap_tui.tui.screens.help import HelpScreen
@@ -119,8 +120,10 @@ class SalesmapApp(App[int]):
         clock: Clock = system_clock,
         base_dir: Path | None = None,
         autostart: bool | None = None,
+        state_path: Path | None = None,
     ) -> None:
         super().__init__()
+        self.state_path = state_path or default_state_path()
         self.settings = settings
         self.demo = demo
         self.now = clock
@@ -153,6 +156,10 @@ class SalesmapApp(App[int]):
 
     def on_mount(self) -> None:
         self.sub_title = "demo (local sandbox)" if self.demo else ""
+        theme = load_state(self.state_path).get("theme")
+        if isinstance(theme, str) and theme in self.available_themes:
+            self.theme = theme
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.load_overview()
         self._watcher = RunWatcher(
             self.settings.lock_path,
@@ -163,7 +170,77 @@ class SalesmapApp(App[int]):
         )
         self._watcher.start()
         if self.autostart:
-            self.call_after_refresh(self.action_start_run)
+            if self.demo:
+                self.call_after_refresh(self._demo_start)
+            else:
+                self.call_after_refresh(self.action_start_run)
+
+    def _demo_start(self) -> None:
+        """The demo's first run, unless an unfinished demo run can be continued (asks first)."""
+        checkpoint_dir = self.settings.checkpoint_dir
+
+        def unfinished() -> str | None:
+            from salesmap_tui.engine.checkpoint import CheckpointManager
+
+            for info in CheckpointManager(checkpoint_dir).list():
+                if info.checkpoint is not None and info.problem is None:
+                    return info.run_tag
+            return None
+
+        def offer(tag: str | None) -> None:
+            if tag is None:
+                self.action_start_run()
+                return
+
+            def answer(yes: bool | None) -> None:
+                self.action_start_run(resume_run_tag=tag if yes else None)
+
+            self.push_screen(
+                ConfirmScreen(
+                    "Continue the unfinished demo run?",
+                    f"Demo run {tag} stopped before it finished; its checkpoint and temp DB are "
+                    "in salesmap-demo/. Continue it, or start a fresh run (the unfinished one "
+                    "stays resumable from Resume (s)).",
+                    yes="Continue it",
+                    no="Start fresh",
+                ),
+                answer,
+            )
+
+        self.run_in_thread(
+            unfinished, group="demo-start", description="demo checkpoints", on_success=offer
+        )
+
+    def _remember_theme(self, theme: Any) -> None:
+        name = getattr(theme, "name", None)
+        if isinstance(name, str):
+            save_state(self.state_path, theme=name)
+
+    def deliver_screenshot(
+        self,
+        filename: str | None = None,
+        path: str | None = None,
+        time_format: str | None = None,
+    ) -> str | None:
+        """Save an SVG of the screen: in Downloads, or the working directory when there is none;
+        the toast says where."""
+        from textual._files import generate_datetime_filename
+
+        name = filename or generate_datetime_filename(self.title, ".svg", time_format)
+        folders = [Path(path)] if path else [screenshot_dir(), Path.cwd()]
+        for folder in folders:
+            try:
+                saved = self.save_screenshot(name, str(folder))
+            except OSError:
+                continue
+            self.notify(f"Screenshot saved to {saved}", title="Screenshot", markup=False)
+            return None
+        self.notify(
+            f"Could not save the screenshot in {', '.join(map(str, folders))}",
+            severity="error",
+            markup=False,
+        )
+        return None
 
     def _post_watch(self, report: WatchReport) -> None:
         self.post_message(WatchMessage(report))  # from the watcher's thread: thread-safe
@@ -450,6 +527,12 @@ class SalesmapApp(App[int]):
     def show_error(self, title: str, message: str) -> None:
         self.push_screen(ErrorModal(title, relativize(message, self.base_dir)))
 
+    def open_log(self, log_path: str) -> None:
+        """A run's log in the log viewer (e switches to its events file)."""
+        from salesmap_tui.tui.screens.logview import LogScreen
+
+        self.push_screen(LogScreen(log_path))
+
     # --- help, palette, quit --------------------------------------------------------------------
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -526,11 +609,15 @@ def run_tui(settings: Settings, *, demo: bool = False) -> int:
         )
         return 2
     if demo:
-        from salesmap_tui.tui.demo import demo_environment
+        from salesmap_tui.tui.demo import DemoRefused, demo_environment
 
-        with demo_environment(settings) as demo_settings:
-            app = SalesmapApp(demo_settings, demo=True)
-            code = app.run()
+        try:
+            with demo_environment(settings) as demo_settings:
+                app = SalesmapApp(demo_settings, demo=True)
+                code = app.run()
+        except DemoRefused as exc:
+            print(f"salesmap-tui: error: {exc}", file=sys.stderr, flush=True)
+            return 2
     else:
         app = SalesmapApp(settings)
         code = app.run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from salesmap_tui.config import (
     DEFAULT_BACKUP_DIR,
@@ -20,12 +21,36 @@ from salesmap_tui.config import (
 DEMO_FAULTS = "429:0.02:hint=2.5,503:0.015"
 
 
+class DemoRefused(Exception):
+    """The demo cannot start here; the message is the one line the user sees."""
+
+
+def check_demo_settings(settings: Settings) -> None:
+    """The demo works in ./salesmap-demo/ only: a --db-path elsewhere is refused, not ignored."""
+    db = Path(settings.db_path)
+    if db != Path(DEFAULT_DB_PATH) and db.resolve() != (DEMO_DIR / DEFAULT_DB_PATH).resolve():
+        raise DemoRefused(
+            f"--demo works on its own files in {DEMO_DIR}/ and does not take --db-path ({db}); "
+            "run without --demo to use that DB"
+        )
+
+
 @contextmanager
 def demo_environment(settings: Settings) -> Iterator[Settings]:
     """Start the sandbox, yield settings pointing at it and at ./salesmap-demo/, stop it after."""
     from salesmap_tui.sandbox import SandboxConfig, SandboxServer
 
-    DEMO_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_demo_settings(settings)
+    try:
+        DEMO_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        probe = DEMO_DIR / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise DemoRefused(
+            f"cannot write the demo's files in {DEMO_DIR.resolve()}: {exc.strerror or exc}; "
+            "start the demo from a folder you can write to"
+        ) from None
     config = SandboxConfig(
         seed=7,
         scale=600,

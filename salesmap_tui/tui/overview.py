@@ -6,8 +6,13 @@ SQLite reads, so the app calls these from thread workers.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
+import shutil
 import sqlite3
+import tempfile
+import threading
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,3 +193,46 @@ def process_alive(pid: int) -> bool:
         return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
+
+
+# --- what a backup holds -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BackupContents:
+    run_tag: str | None  # the run whose snapshot the backup holds
+    finished_at: str | None  # when that snapshot was finished (its data's date)
+    tables: dict[str, int]  # rows per table
+    error: str | None = None
+
+
+def backup_contents(path: Path, cancel: threading.Event | None = None) -> BackupContents:
+    """Gunzip a backup into a private temp dir and read its run_info and row counts.
+
+    The copy is deleted before returning. `cancel` stops a long gunzip between chunks.
+    """
+    tmpdir = tempfile.mkdtemp(prefix="salesmap-backup-peek-")
+    target = Path(tmpdir) / "peek.db"
+    try:
+        with gzip.open(path, "rb") as src, open(target, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                if cancel is not None and cancel.is_set():
+                    return BackupContents(None, None, {}, "cancelled")
+                dst.write(chunk)
+        db = live_db(target)
+        if db.error:
+            return BackupContents(None, None, {}, f"not a readable SQLite file: {db.error}")
+        finished: str | None = None
+        conn = open_readonly(target)
+        try:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if "run_info" in names:
+                sql = "SELECT finished_at, started_at FROM run_info LIMIT 1"
+                row = conn.execute(sql).fetchone()
+                if row:
+                    finished = row[0] or row[1]
+        finally:
+            conn.close()
+        return BackupContents(db.run_tag, finished, db.tables)
+    except (OSError, EOFError, sqlite3.Error, zlib.error) as exc:
+        return BackupContents(None, None, {}, str(exc) or type(exc).__name__)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)

@@ -61,7 +61,12 @@ def tmp_settings(root: Path, **changes: object) -> Settings:
 
 
 def make_app(root: Path, clock: FakeClock | None = None, **changes: object) -> SalesmapApp:
-    app = SalesmapApp(tmp_settings(root, **changes), clock=clock or FakeClock(), base_dir=root)
+    app = SalesmapApp(
+        tmp_settings(root, **changes),
+        clock=clock or FakeClock(),
+        base_dir=root,
+        state_path=root / "user-config" / "tui-state.json",  # never the real user's
+    )
     app.animation_level = "none"
     # draw after every burst of events, not on a wall-clock interval: deterministic screens
     app.ui_refresh_s = 0.0

@@ -15,6 +15,8 @@ class KeyedScreen(Screen[Any]):
     """A screen whose footer starts with Quit and Help, so no terminal is too narrow for them
     (a screen's bindings lead its footer; these come before the screen's own)."""
 
+    # below 100 columns a screen gets the class -narrow (app.tcss lays it out for 80x24)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "app.quit", "Quit", id="screen.quit"),
         Binding("f1", "app.help", "Help", id="screen.help"),

@@ -93,11 +93,11 @@ class RetryLog(DataTable[Text]):
 class DashboardScreen(KeyedScreen):
     """Everything a running (or finished) snapshot tells: one place to watch it."""
 
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-wide")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "start_run", "Run", id="dashboard.run"),
         Binding("c", "cancel_run", "Cancel", id="dashboard.cancel"),
         Binding("x", "stop_attached", "Stop it safely", id="dashboard.stop"),
+        Binding("l", "open_log", "Log", id="dashboard.log"),
         Binding("s", "app.switch_mode('resume')", "Resume", id="dashboard.resume"),
         Binding("b", "app.switch_mode('restore')", "Backups", id="dashboard.restore"),
         Binding("w", "app.switch_mode('webform')", "Web forms", id="dashboard.webform"),
@@ -258,7 +258,25 @@ class DashboardScreen(KeyedScreen):
             return watching
         if action == "start_run":
             return None if (app.run_active or watching) else True
+        if action == "open_log":
+            return self.log_path() is not None
         return True
+
+    def log_path(self) -> str | None:
+        """The log of the run on screen: this one, the watched one, or the newest recorded."""
+        if self.view.result is not None and self.view.result.log_path:
+            return self.view.result.log_path
+        if self.view.started is not None and self.view.started.log_path:
+            return self.view.started.log_path
+        last = self.overview.last_run if self.overview else None
+        if last and last.get("log_path"):
+            return str(last["log_path"])
+        return None
+
+    def action_open_log(self) -> None:
+        path = self.log_path()
+        if path is not None:
+            self.sapp.open_log(path)
 
     def action_start_run(self) -> None:
         self.sapp.action_start_run()
@@ -299,6 +317,7 @@ class DashboardScreen(KeyedScreen):
     def show_overview(self, overview: Overview) -> None:
         """The newest run and the live DB, read by a worker; shown while nothing runs."""
         self.overview = overview
+        self.refresh_bindings()
         for name, ep in self.view.endpoints.items():
             ep.live_rows = overview.live.tables.get(name) if overview.live.exists else None
         self._render_all_rows()

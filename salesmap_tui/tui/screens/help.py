@@ -24,6 +24,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         [
             ("r", "start a snapshot run (needs SALESMAP_TOKEN)"),
             ("c", "cancel the run (asks first; a checkpoint is saved)"),
+            ("x", "stop another process's run shown read-only (SIGTERM, asks first)"),
             ("d s b w h", "dashboard · resume · backups/restore · web forms · history"),
             ("ctrl+p", "command palette: every action, themes"),
             ("f1", "this help"),
@@ -80,13 +81,16 @@ class HelpScreen(ModalScreen[None]):
         ):
             files.add_row(Text(label), Text(show_path(path, base)))
         files.add_row(Text("API"), Text(settings.base_url))
-        files.add_row(
-            Text("token"),
-            Text(
-                f"{TOKEN_ENV} is set" if settings.token else f"{TOKEN_ENV} is not set",
-                style="green" if settings.token else "bold red",
-            ),
-        )
+        if app.demo:
+            # the demo's sandbox token is its own, never the user's environment
+            token = Text("the demo sandbox's own token (SALESMAP_TOKEN is not used)", "green")
+        elif settings.token:
+            token = Text(f"{TOKEN_ENV} is set", style="green")
+        else:
+            token = Text(f"{TOKEN_ENV} is not set", style="bold red")
+        files.add_row(Text("token"), token)
+        if app.demo:
+            files.add_row(Text("demo"), Text("a local sandbox API with made-up Korean data"))
         with Vertical(id="help-dialog", classes="modal-dialog"):
             yield Label(Text("salesmap-tui — help"), id="dialog-title")
             with VerticalScroll():

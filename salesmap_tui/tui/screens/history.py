@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -11,9 +13,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Static
-from textual_plotext import PlotextPlot
 
 from salesmap_tui.engine.history import HistoryEntry, HistoryProblem
+from salesmap_tui.tui.changes import (
+    TABLE_COLORS,
+    sharp_moves,
+    snapshot_runs,
+    sparkline,
+    table_series,
+)
 from salesmap_tui.tui.format import clock_time, count, duration, parse_iso, short, show_path
 from salesmap_tui.tui.screens.base import AppScreen
 
@@ -25,8 +33,6 @@ STATUS_STYLES = {
     "running": "cyan",
 }
 HistoryItem = HistoryEntry | HistoryProblem
-CHART_TABLES = ("organization", "people", "deal", "lead", "memo", "user", "team")
-CHART_COLORS = ["blue", "green", "red", "cyan", "magenta", "yellow", "white", "orange"] * 4
 
 
 def latest_per_tag(items: list[HistoryItem]) -> list[HistoryItem]:
@@ -65,6 +71,7 @@ class HistoryScreen(AppScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "toggle_all", "All lines", id="history.all"),
         Binding("t", "toggle_chart", "Chart", id="history.chart"),
+        Binding("l", "open_log", "Log", id="history.log"),
         Binding("f5", "reload", "Reload", show=False, id="history.reload"),
     ]
 
@@ -84,7 +91,7 @@ class HistoryScreen(AppScreen):
             with VerticalScroll(id="history-detail-scroll", classes="panel"):
                 yield Static(id="history-detail")
             with Vertical(id="history-chart-pane", classes="panel"):
-                yield PlotextPlot(id="history-chart")
+                yield Static(id="history-chart")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -100,6 +107,7 @@ class HistoryScreen(AppScreen):
             ("duration", 9),
             ("rows", 7),
             ("err", 3),
+            ("moved", 14),
             ("backup", 9),
             ("fallback", 9),
         ):
@@ -107,7 +115,7 @@ class HistoryScreen(AppScreen):
         self.reload()
 
     def _chart_title(self) -> None:
-        title = "Rows per table across runs" if self.chart == "rows" else "Duration per run (s)"
+        title = "Did a table change? rows per run" if self.chart == "rows" else "Duration, errors"
         self.query_one("#history-chart-pane").border_title = f"{title} · t switches"
 
     def action_reload(self) -> None:
@@ -137,7 +145,11 @@ class HistoryScreen(AppScreen):
         self.items = list(items)
         self.loaded = True
         shown = self.items if self.show_all else latest_per_tag(self.items)
-        self.shown = list(reversed(shown))
+        # newest first by start time, as `salesmap-tui history` lists them (file order breaks
+        # ties); unreadable lines after the runs
+        entries = [i for i in reversed(shown) if isinstance(i, HistoryEntry)]
+        entries.sort(key=lambda i: str(i.record.get("started_at") or ""), reverse=True)
+        self.shown = [*entries, *(i for i in reversed(shown) if isinstance(i, HistoryProblem))]
         problems = sum(1 for item in self.items if isinstance(item, HistoryProblem))
         intro = Text(
             f"{show_path(self.sapp.settings.history_path, self.sapp.base_dir)} · "
@@ -153,6 +165,14 @@ class HistoryScreen(AppScreen):
         table = self.query_one("#runs", DataTable)
         table.clear()
         now = self.sapp.now()
+        # each snapshot against the one before it in time: which tables moved sharply
+        ordered = snapshot_runs(
+            [i.record for i in latest_per_tag(self.items) if isinstance(i, HistoryEntry)],
+            limit=10_000,
+        )
+        previous = {
+            str(rec.get("run_tag")): ordered[n - 1] if n else None for n, rec in enumerate(ordered)
+        }
         for index, item in enumerate(self.shown):
             if isinstance(item, HistoryProblem):
                 table.add_row(
@@ -160,6 +180,7 @@ class HistoryScreen(AppScreen):
                     Text("⚠", style="bold yellow"),
                     Text("unreadable", style="bold yellow"),
                     Text(short(item.error, 16), style="yellow"),
+                    Text(""),
                     Text(""),
                     Text(""),
                     Text(""),
@@ -186,6 +207,7 @@ class HistoryScreen(AppScreen):
                     style="red" if errors_n else "",
                     justify="right",
                 ),
+                _moved(sharp_moves(previous.get(str(rec.get("run_tag"))), rec)),
                 Text(short(_name(backup), 9) if backup else "-", style="dim"),
                 Text(short(_name(fallback), 9) if fallback else "", style="yellow"),
                 key=str(index),
@@ -197,6 +219,19 @@ class HistoryScreen(AppScreen):
                 Text("No runs recorded yet.", style="dim")
             )
         self.draw_chart()
+
+    def action_open_log(self) -> None:
+        """The highlighted run's log (and its events), following it if it still runs."""
+        table = self.query_one("#runs", DataTable)
+        if not self.shown or table.cursor_row < 0:
+            self.notify("No run to show the log of.", severity="warning")
+            return
+        item = self.shown[min(table.cursor_row, len(self.shown) - 1)]
+        log = item.record.get("log_path") if isinstance(item, HistoryEntry) else None
+        if not log:
+            self.notify("This history line names no log.", severity="warning")
+            return
+        self.sapp.open_log(str(log))
 
     @on(DataTable.RowHighlighted, "#runs")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -276,52 +311,67 @@ class HistoryScreen(AppScreen):
         return grid
 
     def draw_chart(self) -> None:
-        plot = self.query_one("#history-chart", PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
-        runs = [
-            item.record
-            for item in latest_per_tag(self.items)
-            if isinstance(item, HistoryEntry) and item.record.get("kind") == "snapshot"
-        ][-12:]
-        # Short labels so plotext never has to drop one (it picks which by width).
-        days = [_short_tag(str(rec.get("run_tag", "?"))) for rec in runs]
-        labels = [
-            day if days.count(day) == 1 else str(rec.get("run_tag", "?"))[9:13]
-            for day, rec in zip(days, runs, strict=True)
-        ]
+        """Rows per table over the runs in time order, and what moved sharply (or duration and
+        errors per run, with t)."""
+        chart = self.query_one("#history-chart", Static)
+        records = [i.record for i in latest_per_tag(self.items) if isinstance(i, HistoryEntry)]
+        width = max(self.app.size.width // 2 - 34, 6)
+        runs = snapshot_runs(records)[-width:]
         if not runs:
-            plt.title("no snapshot runs yet")
-        elif self.chart == "rows":
-            names: list[str] = []
-            for rec in runs:
-                tables = rec.get("tables")
-                if isinstance(tables, dict):
-                    for name in tables:
-                        if name not in names and name in CHART_TABLES:
-                            names.append(str(name))
-            series = [[_rows(rec, name) for rec in runs] for name in names]
-            if names:
-                # the stub lags plotext: `labels=` and a colour list are both accepted
-                plt.stacked_bar(  # type: ignore[call-arg]
-                    labels,
-                    series,
-                    labels=names,
-                    color=CHART_COLORS[: len(names)],  # type: ignore[arg-type]
+            chart.update(Text("no snapshot runs with table counts yet", style="dim"))
+            return
+        now = self.sapp.now()
+        first = parse_iso(str(runs[0].get("started_at") or ""))
+        last = parse_iso(str(runs[-1].get("started_at") or ""))
+        head = Text(f"{len(runs)} runs, oldest → newest: ", "dim")
+        head.append(_when(first, now))
+        if len(runs) > 1:
+            head.append(" … ", "dim")
+            head.append(_when(last, now))
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_column(no_wrap=True)
+        if self.chart == "rows":
+            grid.add_row(
+                Text("table", "bold"), Text(""), Text("lo–hi", "dim"), Text("newest", "bold"),
+                Text("vs prev", "dim"),
+            )  # fmt: skip
+            for series in table_series(runs):
+                color = TABLE_COLORS.get(series.name, "white")
+                known = [v for v in series.rows if v is not None]
+                grid.add_row(
+                    Text(series.name, style=color),
+                    Text(sparkline(series.rows), style=color),
+                    Text(f"{count(min(known))}–{count(max(known))}" if known else "-", "dim"),
+                    Text(count(series.rows[-1])),
+                    _change_text(series.last_change, series.sharp),
                 )
-            else:
-                plt.title("no table counts recorded")
         else:
-            plt.bar(labels, [_float(rec.get("duration_s")) or 0.0 for rec in runs])
-        plot.refresh()
-
-
-def _rows(rec: dict[str, Any], name: str) -> int:
-    tables = rec.get("tables")
-    info = tables.get(name) if isinstance(tables, dict) else None
-    rows = info.get("rows") if isinstance(info, dict) else None
-    return rows if isinstance(rows, int) else 0
+            durations = [_float(r.get("duration_s")) for r in runs]
+            errors = [r.get("error_count") if isinstance(r.get("error_count"), int) else None
+                      for r in runs]  # fmt: skip
+            grid.add_row(Text("per run", "bold"), Text(""), Text("lo–hi", "dim"),
+                         Text("newest", "bold"), Text(""))  # fmt: skip
+            known_d = [d for d in durations if d is not None]
+            grid.add_row(
+                Text("duration", "cyan"),
+                Text(sparkline(durations), "cyan"),
+                Text(_span(known_d), "dim"),
+                Text(duration(durations[-1])),
+                Text(""),
+            )
+            known_e = [e for e in errors if e is not None]
+            grid.add_row(
+                Text("errors", "red"),
+                Text(sparkline(errors), "red"),
+                Text(f"{min(known_e)}–{max(known_e)}" if known_e else "-", "dim"),
+                Text(str(errors[-1]) if errors[-1] is not None else "-"),
+                Text(""),
+            )
+        chart.update(Group(head, grid))
 
 
 def _float(value: Any) -> float | None:
@@ -332,8 +382,32 @@ def _name(path: Any) -> str:
     return str(path).replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def _short_tag(tag: str) -> str:
-    # 20250101T120000Z-abcd -> 01-01 (the day; same-day runs fall back to HHMM)
-    if len(tag) >= 13 and tag[8] == "T":
-        return f"{tag[4:6]}-{tag[6:8]}"
-    return tag[:5]
+def _moved(moves: list[tuple[str, float]]) -> Text:
+    """The table that moved most against the run before (the others counted)."""
+    if not moves:
+        return Text("")
+    name, delta = moves[0]
+    text = Text(f"{name} {delta * 100:+.0f}%", style="bold yellow" if delta > 0 else "bold red")
+    if len(moves) > 1:
+        text.append(f" +{len(moves) - 1}", "dim")
+    return text
+
+
+def _span(values: list[float]) -> str:
+    return f"{duration(min(values))}–{duration(max(values))}" if values else "-"
+
+
+def _when(moment: datetime | None, now: datetime) -> str:
+    """A run's start as a date and HH:MM (never a bare HHMM that reads as a year)."""
+    if moment is None:
+        return "?"
+    return moment.astimezone(now.tzinfo).strftime("%m-%d %H:%M")
+
+
+def _change_text(delta: float | None, sharp: bool) -> Text:
+    if delta is None:
+        return Text("")
+    text = f"{delta * 100:+.0f}%"
+    if sharp:
+        return Text(f"{text} ⚠", style="bold yellow" if delta > 0 else "bold red")
+    return Text(text, style="dim")

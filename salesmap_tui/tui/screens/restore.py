@@ -12,12 +12,24 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
+from textual.widgets.data_table import ColumnKey
 
 from salesmap_tui.engine import errors
 from salesmap_tui.engine.api import RestoreResult, VerifiedBackup
 from salesmap_tui.engine.backup import BackupInfo
-from salesmap_tui.tui.format import age, count, from_epoch, relativize, show_path, size
+from salesmap_tui.tui.format import (
+    age,
+    clock_time,
+    count,
+    from_epoch,
+    parse_iso,
+    relativize,
+    short,
+    show_path,
+    size,
+)
 from salesmap_tui.tui.messages import VerifyProgressMessage
+from salesmap_tui.tui.overview import BackupContents, backup_contents
 from salesmap_tui.tui.screens.base import AppScreen
 from salesmap_tui.tui.widgets.confirm import ConfirmScreen
 
@@ -28,7 +40,7 @@ class RestoreScreen(AppScreen):
     """Nothing reaches the live DB before the backup is verified and the user said yes."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "restore", "Verify & restore", id="restore.choose"),
+        Binding("enter", "restore", "Verify & restore", id="restore.choose", priority=True),
         Binding("escape", "cancel_verify", "Stop verifying", show=False, id="restore.stop"),
         Binding("f5", "reload", "Reload", show=False, id="restore.reload"),
     ]
@@ -40,6 +52,8 @@ class RestoreScreen(AppScreen):
         self.busy = False
         self.outcome: str | None = None  # last verify/restore outcome, for tests and the status
         self._cancel = threading.Event()
+        self._peek_cancel = threading.Event()
+        self.contents: dict[tuple[Path, float], BackupContents] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="restore-intro", classes="screen-intro")
@@ -67,7 +81,11 @@ class RestoreScreen(AppScreen):
         table.add_column("backup", width=46)
         table.add_column("size", width=10)
         table.add_column("age", width=16)
-        table.add_column("run tag", width=22)
+        self._content_keys: list[ColumnKey] = [
+            table.add_column("data of run", width=22),
+            table.add_column("data as of", width=16),
+            table.add_column("rows", width=30),
+        ]
         self.set_status(Text("Choose a backup and press Enter.", style="dim"))
         self.reload()
 
@@ -80,6 +98,8 @@ class RestoreScreen(AppScreen):
     def reload(self) -> None:
         from salesmap_tui.engine import api
 
+        self._peek_cancel.set()  # a reading still going is for the old list
+        self._peek_cancel = threading.Event()
         settings = self.sapp.settings
         self.sapp.run_in_thread(
             lambda: api.list_backups(settings),
@@ -99,11 +119,53 @@ class RestoreScreen(AppScreen):
                 Text(info.path.name),
                 Text(size(info.size_bytes), justify="right"),
                 Text(age(from_epoch(info.mtime, now), now)),
-                Text(info.run_tag or "-", style="" if info.run_tag else "dim"),
+                *self._content_cells(info),
                 key=str(index),
             )
         if not self.backups:
             self.set_status(Text("No backups yet: a full run makes one first.", style="dim"))
+        else:
+            self._peek()
+
+    def _content_cells(self, info: BackupInfo) -> tuple[Text, Text, Text]:
+        """What the backup holds: its snapshot's run tag, date and rows (read inside it)."""
+        found = self.contents.get((info.path, info.mtime))
+        if found is None:
+            return Text("reading…", style="dim"), Text(""), Text("")
+        if found.error:
+            return Text("unreadable", style="yellow"), Text(""), Text(short(found.error, 30), "dim")
+        moment = parse_iso(found.finished_at)
+        rows = " · ".join(f"{name} {count(n)}" for name, n in found.tables.items())
+        return (
+            Text(found.run_tag or "-"),
+            Text(clock_time(moment, self.sapp.now()) if moment else "-"),
+            Text(short(rows, 30) if rows else "-", style="dim"),
+        )
+
+    def _peek(self) -> None:
+        """Read what every listed backup holds, one after another, in a worker."""
+        todo = [i for i in self.backups if (i.path, i.mtime) not in self.contents]
+        if not todo:
+            return
+        cancel = self._peek_cancel
+
+        def read_all() -> None:
+            for info in todo:
+                if cancel.is_set():
+                    return
+                found = backup_contents(info.path, cancel)
+                self.app.call_from_thread(self._peeked, info, found)
+
+        self.sapp.run_in_thread(read_all, group="restore-peek", description="read backups")
+
+    def _peeked(self, info: BackupInfo, found: BackupContents) -> None:
+        self.contents[(info.path, info.mtime)] = found
+        if info not in self.backups:
+            return
+        index = self.backups.index(info)
+        table = self.query_one("#backups", DataTable)
+        for key, cell in zip(self._content_keys, self._content_cells(info), strict=True):
+            table.update_cell(str(index), key, cell)
 
     def selected(self) -> BackupInfo | None:
         table = self.query_one("#backups", DataTable)

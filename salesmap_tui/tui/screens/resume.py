@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from rich.table import Table
 from rich.text import Text
@@ -12,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Static
 
-from salesmap_tui.engine.checkpoint import CheckpointInfo
+from salesmap_tui.engine.checkpoint import Checkpoint, CheckpointInfo
 from salesmap_tui.tui.format import (
     age,
     count,
@@ -24,19 +25,33 @@ from salesmap_tui.tui.format import (
     size,
 )
 from salesmap_tui.tui.screens.base import AppScreen
+from salesmap_tui.tui.widgets.confirm import ConfirmScreen
+
+
+def workspace(cp: Checkpoint | None) -> str:
+    """The API host a checkpoint's run crawled (its workspace), from its public settings."""
+    if cp is None:
+        return "-"
+    url = str(cp.settings.get("base_url") or "")
+    host = urlsplit(url).netloc or url
+    return short(host or "-", 16)
 
 
 class ResumeScreen(AppScreen):
     """Every checkpoint, newest first; an unusable one says why and cannot be chosen."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "resume", "Resume", id="resume.choose"),
+        Binding("enter", "resume", "Resume", id="resume.choose", priority=True),
+        Binding("f", "toggle_finished", "Finished runs", id="resume.finished"),
         Binding("f5", "reload", "Reload", show=False, id="resume.reload"),
     ]
 
     def __init__(self) -> None:
         super().__init__(id="resume")
         self.checkpoints: list[CheckpointInfo] = []
+        self.all_checkpoints: list[CheckpointInfo] = []
+        self.show_finished = False
+        self.live_mtime: float | None = None
         self.loaded = False
 
     def compose(self) -> ComposeResult:
@@ -59,6 +74,7 @@ class ResumeScreen(AppScreen):
         table = self.query_one("#checkpoints", DataTable)
         table.add_column("run tag", width=22)
         table.add_column("saved", width=14)
+        table.add_column("workspace", width=16)
         table.add_column("phase", width=8)
         table.add_column("progress", width=26)
         table.add_column("temp DB", width=8)
@@ -68,23 +84,68 @@ class ResumeScreen(AppScreen):
     def action_reload(self) -> None:
         self.reload()
 
+    def action_toggle_finished(self) -> None:
+        self.show_finished = not self.show_finished
+        self.show_checkpoints(self.all_checkpoints, self.live_mtime)
+
     def reload(self) -> None:
         from salesmap_tui.engine import api
 
         settings = self.sapp.settings
+
+        def load() -> tuple[list[CheckpointInfo], float | None]:
+            try:
+                live = settings.db_path.stat().st_mtime
+            except OSError:
+                live = None
+            return api.list_checkpoints(settings), live
+
         self.sapp.run_in_thread(
-            lambda: api.list_checkpoints(settings),
+            load,
             group="resume-list",
             description="list checkpoints",
-            on_success=self.show_checkpoints,
+            on_success=lambda found: self.show_checkpoints(*found),
         )
 
-    def show_checkpoints(self, checkpoints: list[CheckpointInfo]) -> None:
-        self.checkpoints = list(checkpoints)
+    def flag(self, info: CheckpointInfo) -> str | None:
+        """Why resuming this one deserves a second thought (stale data), or None."""
+        cp = info.checkpoint
+        if cp is None or info.problem:
+            return None
+        saved = parse_iso(cp.saved_at) or from_epoch(info.mtime, self.sapp.now())
+        if self.live_mtime is not None and saved.timestamp() < self.live_mtime:
+            return "older than the live DB"
+        max_age_h = float(getattr(self.sapp.settings, "resume_max_age", 12.0) or 0)
+        hours = (self.sapp.now() - saved).total_seconds() / 3600
+        if max_age_h and hours > max_age_h:
+            return f"older than --resume-max-age ({max_age_h:g} h)"
+        return None
+
+    def show_checkpoints(
+        self, checkpoints: list[CheckpointInfo], live_mtime: float | None = None
+    ) -> None:
+        self.all_checkpoints = list(checkpoints)
+        self.live_mtime = live_mtime
+
+        def finished(info: CheckpointInfo) -> bool:
+            return info.checkpoint is not None and info.checkpoint.done
+
+        # resumable first, then the ones with a problem; finished ones only behind the toggle
+        resumable = [i for i in checkpoints if i.problem is None]
+        broken = [i for i in checkpoints if i.problem is not None and not finished(i)]
+        finished_runs = [i for i in checkpoints if finished(i)]
+        self.checkpoints = resumable + broken + (finished_runs if self.show_finished else [])
         self.loaded = True
         table = self.query_one("#checkpoints", DataTable)
         table.clear()
         now = self.sapp.now()
+        list_pane = self.query_one("#resume-list")
+        hidden = (
+            f" · {len(finished_runs)} finished hidden (f)"
+            if finished_runs and not self.show_finished
+            else ""
+        )
+        list_pane.border_title = f"Checkpoints{hidden}"
         for index, info in enumerate(self.checkpoints):
             cp = info.checkpoint
             saved = parse_iso(cp.saved_at) if cp and cp.saved_at else from_epoch(info.mtime, now)
@@ -94,33 +155,40 @@ class ResumeScreen(AppScreen):
                 progress = Text(f"{done}/{len(cp.endpoints)} endpoints · {count(rows)} rows")
             else:
                 progress = Text("-")
-            temp = (
-                Text(size(info.temp_db_size))
-                if info.temp_db_exists
-                else Text("missing", style="red")
-            )
-            # a finished run is the normal case, not an alarm: only real problems are red
-            finished = info.checkpoint is not None and info.checkpoint.done
-            status = (
-                Text(
-                    short(relativize(info.problem, self.sapp.base_dir), 24),
-                    style="dim" if finished else "bold red",
+            # a finished run is the normal case, not an alarm: its temp DB went live (dim)
+            is_done = finished(info)
+            if info.temp_db_exists:
+                temp = Text(size(info.temp_db_size))
+            elif is_done:
+                temp = Text("went live", style="dim")
+            else:
+                temp = Text("missing", style="red")
+            stale = self.flag(info)
+            if is_done:
+                status = Text("finished", style="dim")
+            elif info.problem:
+                status = Text(
+                    short(relativize(info.problem, self.sapp.base_dir), 24), style="bold red"
                 )
-                if info.problem
-                else Text("can resume", style="green")
-            )
+            elif stale:
+                status = Text(short(stale, 24), style="bold yellow")
+            else:
+                status = Text("can resume", style="green")
+            dim = "dim" if is_done else ""
             table.add_row(
-                Text(info.run_tag or info.path.name),
-                Text(age(saved, now)),
-                Text(cp.phase if cp else "-"),
-                progress,
+                Text(info.run_tag or info.path.name, style=dim),
+                Text(age(saved, now), style=dim),
+                Text(workspace(cp), style="dim"),
+                Text(cp.phase if cp else "-", style=dim),
+                progress if not is_done else Text(progress.plain, style="dim"),
                 temp,
                 status,
                 key=str(index),
             )
         if not self.checkpoints:
+            more = f" {len(finished_runs)} finished: f shows them." if finished_runs else ""
             self.query_one("#checkpoint-detail", Static).update(
-                Text("No checkpoints: every run so far finished (or none ran yet).", style="dim")
+                Text("No unfinished run to resume." + more, style="dim")
             )
         else:
             self.show_detail(0)
@@ -149,6 +217,9 @@ class ResumeScreen(AppScreen):
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column()
         grid.add_row(Text("file"), Text(show_path(info.path, base)))
+        stale = self.flag(info)
+        if stale:
+            grid.add_row(Text("stale"), Text(stale, style="bold yellow"))
         if info.problem:
             grid.add_row(
                 Text("cannot resume"), Text(relativize(info.problem, base), style="bold red")
@@ -186,11 +257,33 @@ class ResumeScreen(AppScreen):
             self.notify("No checkpoint to resume.", severity="warning")
             return
         if info.problem or info.run_tag is None:
+            finished = info.checkpoint is not None and info.checkpoint.done
             self.notify(
-                "This checkpoint cannot be resumed: "
+                f"{info.run_tag} finished: nothing to resume (r starts a fresh run)."
+                if finished
+                else "This checkpoint cannot be resumed: "
                 + relativize(info.problem or "no run tag", self.sapp.base_dir),
-                severity="error",
+                severity="warning" if finished else "error",
                 markup=False,
             )
             return
-        self.sapp.action_start_run(resume_run_tag=info.run_tag)
+        tag = info.run_tag
+        stale = self.flag(info)
+        if stale is None:
+            self.sapp.action_start_run(resume_run_tag=tag)
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.sapp.action_start_run(resume_run_tag=tag)
+
+        self.sapp.push_screen(
+            ConfirmScreen(
+                "Resume a stale checkpoint?",
+                f"Checkpoint {tag} is {stale}: the pages it kept may be out of date, and the "
+                "finished snapshot would mix old and new data. A fresh run (r) fetches all.",
+                yes="Resume anyway",
+                no="Keep it",
+            ),
+            answer,
+        )
