@@ -20,15 +20,27 @@ TABLE_ORDER = (
 )
 # one colour per table, none repeated
 TABLE_COLORS = {
-    "organization": "blue",
-    "people": "green",
-    "deal": "red",
-    "lead": "cyan",
-    "memo": "magenta",
-    "user": "yellow",
-    "team": "white",
-    "webform_history": "bright_blue",
+    # fixed hues (not the theme's ANSI names, where red and magenta both read pink)
+    "organization": "#5f87ff",
+    "people": "#5fd75f",
+    "deal": "#ff5f5f",
+    "lead": "#5fd7ff",
+    "memo": "#af87ff",
+    "user": "#ffaf00",
+    "team": "#bcbcbc",
+    "webform_history": "#ffd75f",
 }
+# tables beyond those (a newer API, another workspace) take the next unused colour
+EXTRA_COLORS = ("#ff87d7", "#87ffaf", "#d7af87", "#87afaf", "#ff8787")
+
+
+def color_of(name: str, extra_names: list[str]) -> str:
+    if name in TABLE_COLORS:
+        return TABLE_COLORS[name]
+    index = extra_names.index(name) if name in extra_names else 0
+    return EXTRA_COLORS[index % len(EXTRA_COLORS)]
+
+
 SHARP = 0.2  # a table that moved by a fifth or more from one run to the next stands out
 MIN_SHARP_ROWS = 10  # ... and by at least this many rows (3 -> 5 is not news)
 
@@ -50,10 +62,12 @@ def rows_of(record: dict[str, Any], name: str) -> int | None:
 
 def snapshot_runs(records: list[dict[str, Any]], limit: int = 24) -> list[dict[str, Any]]:
     """Finished snapshot runs with table counts, oldest first by start time (the last `limit`)."""
+    # only snapshots that finished: a failed or interrupted run's counts are partial
     runs = [
         r
         for r in records
         if r.get("kind", "snapshot") == "snapshot"
+        and r.get("status") in ("done", "fallback")
         and isinstance(r.get("tables"), dict)
         and r.get("tables")
     ]

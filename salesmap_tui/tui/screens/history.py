@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Static
 from salesmap_tui.engine.history import HistoryEntry, HistoryProblem
 from salesmap_tui.tui.changes import (
     TABLE_COLORS,
+    color_of,
     sharp_moves,
     snapshot_runs,
     sparkline,
@@ -329,47 +330,50 @@ class HistoryScreen(AppScreen):
             head.append(" … ", "dim")
             head.append(_when(last, now))
         grid = Table.grid(padding=(0, 1))
-        grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True)
-        grid.add_column(justify="right", no_wrap=True)
-        grid.add_column(justify="right", no_wrap=True)
-        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True)  # what
+        grid.add_column(no_wrap=True)  # sparkline, oldest to newest
+        grid.add_column(justify="right", no_wrap=True)  # newest
+        grid.add_column(justify="right", no_wrap=True)  # against the run before
+        grid.add_column(no_wrap=True, overflow="ellipsis")  # range (dim, gives way first)
         if self.chart == "rows":
             grid.add_row(
-                Text("table", "bold"), Text(""), Text("lo–hi", "dim"), Text("newest", "bold"),
-                Text("vs prev", "dim"),
+                Text("table", "bold"), Text(""), Text("newest", "bold"), Text("Δ", "bold"),
+                Text("lo–hi", "dim"),
             )  # fmt: skip
-            for series in table_series(runs):
-                color = TABLE_COLORS.get(series.name, "white")
+            all_series = table_series(runs)
+            extra = [s.name for s in all_series if s.name not in TABLE_COLORS]
+            for series in all_series:
+                color = color_of(series.name, extra)
                 known = [v for v in series.rows if v is not None]
+                span = f"{count(min(known))}–{count(max(known))}" if known else "-"
                 grid.add_row(
-                    Text(series.name, style=color),
+                    Text(short(series.name, 16), style=color),
                     Text(sparkline(series.rows), style=color),
-                    Text(f"{count(min(known))}–{count(max(known))}" if known else "-", "dim"),
                     Text(count(series.rows[-1])),
                     _change_text(series.last_change, series.sharp),
+                    Text(span, "dim"),
                 )
         else:
             durations = [_float(r.get("duration_s")) for r in runs]
             errors = [r.get("error_count") if isinstance(r.get("error_count"), int) else None
                       for r in runs]  # fmt: skip
-            grid.add_row(Text("per run", "bold"), Text(""), Text("lo–hi", "dim"),
-                         Text("newest", "bold"), Text(""))  # fmt: skip
+            grid.add_row(Text("per run", "bold"), Text(""), Text("newest", "bold"), Text(""),
+                         Text("lo–hi", "dim"))  # fmt: skip
             known_d = [d for d in durations if d is not None]
             grid.add_row(
                 Text("duration", "cyan"),
                 Text(sparkline(durations), "cyan"),
-                Text(_span(known_d), "dim"),
                 Text(duration(durations[-1])),
                 Text(""),
+                Text(_span(known_d), "dim"),
             )
             known_e = [e for e in errors if e is not None]
             grid.add_row(
                 Text("errors", "red"),
                 Text(sparkline(errors), "red"),
-                Text(f"{min(known_e)}–{max(known_e)}" if known_e else "-", "dim"),
                 Text(str(errors[-1]) if errors[-1] is not None else "-"),
                 Text(""),
+                Text(f"{min(known_e)}–{max(known_e)}" if known_e else "-", "dim"),
             )
         chart.update(Group(head, grid))
 
