@@ -236,8 +236,11 @@ def event_to_json(event: EngineEvent, t: str | None = None) -> dict[str, Any]:
 
 
 def _build(cls: type[Any], data: dict[str, Any]) -> Any:
-    names = {f.name for f in fields(cls)}
-    kwargs = {k: v for k, v in data.items() if k in names}  # a newer writer's extra field: ignored
+    known = {f.name: str(f.type) for f in fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in known}  # a newer writer's extra field: ignored
+    for name, value in kwargs.items():
+        if isinstance(value, list) and known[name].startswith("tuple"):
+            kwargs[name] = tuple(value)  # JSON has no tuples
     if cls is RunStarted:
         kwargs["endpoints"] = tuple(kwargs.get("endpoints") or ())
         kwargs["expected_rows"] = dict(kwargs.get("expected_rows") or {})
