@@ -486,7 +486,12 @@ class DashboardScreen(KeyedScreen):
     def _retry_highlighted(self, event: DataTable.RowHighlighted) -> None:
         # The cause column is cut to its width (Korean server messages often are longer):
         # the highlighted entry is shown whole, wrapped at word boundaries, below the log.
-        shown = dict(zip(self._log_labels, event.data_table.get_row(event.row_key), strict=False))
+        table = event.data_table
+        if event.row_key not in table.rows:
+            # the log was rebuilt (a new run, a resize) after this highlight was posted: the
+            # rebuild highlights its own row
+            return
+        shown = dict(zip(self._log_labels, table.get_row(event.row_key), strict=False))
         cells = [shown.get(label, Text("")) for label in LOG_LABELS]
         line = Text.assemble(("› ", "dim"), cells[0], " ", cells[1], " ")
         if cells[2].plain and cells[2].plain != "!":
