@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from urllib.parse import unquote
 
 import salesmap_tui
 from salesmap_tui.engine.backup import make_backup
@@ -80,7 +81,7 @@ def test_nothing_in_the_repo_points_outside_it():
     # every relative link in the README and docs/ resolves inside the repo
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
-            resolved = (doc.parent / target).resolve()
+            resolved = (doc.parent / unquote(target)).resolve()
             assert resolved.exists() and ROOT in resolved.parents, f"{doc.name} -> {target}"
 
 

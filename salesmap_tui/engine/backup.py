@@ -139,7 +139,7 @@ def held_run_tag(db_path: Path) -> str | None:
         return None
     try:
         row = conn.execute("SELECT run_tag FROM run_info LIMIT 1").fetchone()
-    except sqlite3.Error:
+    except (sqlite3.Error, UnicodeDecodeError):  # a damaged file may hold text that is not UTF-8
         return None
     finally:
         conn.close()
@@ -377,6 +377,11 @@ def _check_sqlite(temp: Path, backup_path: Path) -> dict[str, int]:
                 f"{exc}; the live DB is untouched"
             ) from None
         raise BadBackup(f"backup {backup_path} is not a usable SQLite database: {exc}") from None
+    except UnicodeDecodeError:
+        # damaged pages can hold names or integrity messages that are not UTF-8
+        raise BadBackup(
+            f"backup {backup_path} is not a usable SQLite database: it holds damaged text"
+        ) from None
     finally:
         conn.close()
 
