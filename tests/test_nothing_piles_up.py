@@ -9,6 +9,7 @@ from pathlib import Path
 
 from salesmap_tui.config import Settings
 from salesmap_tui.engine import api
+from salesmap_tui.engine.retention import prune_runs
 from salesmap_tui.sandbox import SandboxServer
 
 from .conftest import make_settings
@@ -87,12 +88,12 @@ def test_keep_runs_prunes_logs_events_and_finished_checkpoints(
 ) -> None:
     settings = make_settings(tmp_path, sandbox, keep_runs=2)
     tags = [api.run_snapshot(settings).run_tag for _ in range(4)]
-    logs = sorted(p.name for p in settings.log_dir.glob("snapshot_*.log"))
-    assert logs == [f"snapshot_{t}.log" for t in tags[-2:]]
-    events = sorted(p.name for p in settings.log_dir.glob("snapshot_*.events.jsonl"))
-    assert events == [f"snapshot_{t}.events.jsonl" for t in tags[-2:]]
-    cps = sorted(p.name for p in settings.checkpoint_dir.glob("checkpoint_*.json"))
-    assert cps == [f"checkpoint_{t}.json" for t in tags[-2:]]
+    logs = {p.name for p in settings.log_dir.glob("snapshot_*.log")}
+    assert logs == {f"snapshot_{t}.log" for t in tags[-2:]}
+    events = {p.name for p in settings.log_dir.glob("snapshot_*.events.jsonl")}
+    assert events == {f"snapshot_{t}.events.jsonl" for t in tags[-2:]}
+    cps = {p.name for p in settings.checkpoint_dir.glob("checkpoint_*.json")}
+    assert cps == {f"checkpoint_{t}.json" for t in tags[-2:]}
     # the history keeps every run
     lines = settings.history_path.read_text().splitlines()
     assert {json.loads(x)["run_tag"] for x in lines} >= set(tags)
@@ -101,3 +102,32 @@ def test_keep_runs_prunes_logs_events_and_finished_checkpoints(
     other_tag = api.run_snapshot(other).run_tag
     assert (settings.log_dir / f"snapshot_{other_tag}.log").is_file()
     assert all((settings.log_dir / f"snapshot_{t}.log").is_file() for t in tags[-2:])
+
+
+def test_keep_runs_orders_runs_of_one_second_by_when_they_started(tmp_path: Path) -> None:
+    """Run tags of one second differ by a random suffix: the newest run is the one that started
+    last, not the one whose suffix sorts last (CI lost the newest run's log this way)."""
+    settings = Settings(token="t", db_path=tmp_path / "live.db", keep_runs=1)
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    older, newer = "20261202T001523Z-ffff", "20261202T001523Z-0000"
+    lines = [
+        {
+            "run_tag": older,
+            "status": "ok",
+            "db_path": str(settings.db_path),
+            "started_at": "2026-12-02T00:15:23.100Z",
+        },
+        {
+            "run_tag": newer,
+            "status": "ok",
+            "db_path": str(settings.db_path),
+            "started_at": "2026-12-02T00:15:23.900Z",
+        },
+    ]
+    settings.history_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.history_path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    for tag in (older, newer):
+        settings.log_path(tag).write_text("log\n")
+    removed = prune_runs(settings)
+    assert removed == [settings.log_path(older)]
+    assert settings.log_path(newer).is_file()

@@ -31,10 +31,18 @@ def prune_runs(settings: Settings) -> list[Path]:
         return []
     db = settings.db_path
     running: set[str] = set()
-    tags: set[str] = set()
+    # run tag -> (second in the tag, started_at to the ms, order seen): two runs that start in
+    # the same second have tags whose random suffixes do not sort by time
+    order: dict[str, tuple[str, str, int]] = {}
+
+    def see(tag: str, started_at: object) -> None:
+        if tag not in order:
+            started = started_at if isinstance(started_at, str) else ""
+            order[tag] = (tag[:16], started, len(order))
+
     for tag, record in last_records(settings.history_path).items():
         if is_run_tag(tag) and same_file(record.get("db_path"), db):
-            tags.add(tag)
+            see(tag, record.get("started_at"))
             if record.get("status") == "running":
                 running.add(tag)
     finished_checkpoints: dict[str, Path] = {}
@@ -42,12 +50,12 @@ def prune_runs(settings: Settings) -> list[Path]:
         cp = info.checkpoint
         if cp is None or not same_file(cp.db_path, db):
             continue
-        tags.add(cp.run_tag)
+        see(cp.run_tag, cp.started_at)
         if cp.done:
             finished_checkpoints[cp.run_tag] = info.path
         else:
             running.add(cp.run_tag)  # can still be resumed: its files stay
-    old = sorted(tags, reverse=True)[keep:]  # run tags sort by time
+    old = sorted(order, key=order.__getitem__, reverse=True)[keep:]
     removed: list[Path] = []
     for tag in old:
         if tag in running:
