@@ -189,7 +189,8 @@ def _stem_backups(backup_dir: Path, db_path: Path) -> list[BackupInfo]:
                 owner=read_owner(p),
             )
         )
-    out.sort(key=lambda b: (b.run_tag is not None, b.run_tag or "", b.mtime), reverse=True)
+    # a tag's random suffix does not sort by time: within one second the newer file wins
+    out.sort(key=lambda b: (b.run_tag is not None, (b.run_tag or "")[:16], b.mtime), reverse=True)
     return out
 
 

@@ -374,7 +374,15 @@ class CheckpointManager:
                     mtime=mtime,
                 )
             )
-        infos.sort(key=lambda i: (i.run_tag or "", i.mtime), reverse=True)
+        # a tag's random suffix does not sort by time: within one second, the later start wins
+        infos.sort(
+            key=lambda i: (
+                (i.run_tag or "")[:16],
+                i.checkpoint.started_at if i.checkpoint is not None else "",
+                i.mtime,
+            ),
+            reverse=True,
+        )
         return infos
 
     def mark_superseded(self, db_path: Path, reason: str) -> builtins.list[str]:

@@ -1222,7 +1222,9 @@ def held_back_snapshots(settings: Settings) -> list[dict[str, Any]]:
         path = record.get("fallback_path")
         if isinstance(path, str) and Path(path).is_file():
             out.append(record)
-    out.sort(key=lambda r: str(r.get("run_tag")), reverse=True)
+    out.sort(
+        key=lambda r: (str(r.get("run_tag"))[:16], str(r.get("started_at") or "")), reverse=True
+    )
     return out
 
 
