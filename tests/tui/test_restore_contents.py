@@ -6,7 +6,9 @@ import gzip
 from pathlib import Path
 from typing import Any
 
-from tui_fixtures import make_app
+from test_screens import visible_labels
+from textual.widgets import DataTable, Static
+from tui_fixtures import TAGS, make_app, rendered, write_workspace
 
 from salesmap_tui.sandbox import SandboxServer
 from salesmap_tui.tui.overview import backup_contents
@@ -39,10 +41,12 @@ async def test_backups_show_the_run_and_rows_they_hold(
         found = screen.contents[(backup.path, backup.mtime)]
         assert found.error is None and found.run_tag == tags[0]
         assert found.finished_at and found.tables["deal"] > 0
-        row = screen.query_one("#backups").get_row_at(0)  # type: ignore[attr-defined]
-        assert row[3].plain == tags[0]
+        table = screen.query_one("#backups", DataTable)
+        row = table.get_row_at(0)
+        cells = {c.label.plain: row[i].plain for i, c in enumerate(table.ordered_columns)}
+        assert cells["data of run"] == tags[0]
         first, rows = next(iter(found.tables.items()))
-        assert row[5].plain.startswith(f"{first} {rows:,}")
+        assert cells["rows"].startswith(f"{first} {rows:,}")
 
 
 def test_a_broken_backup_says_so(tmp_path: Path) -> None:
@@ -54,3 +58,27 @@ def test_a_broken_backup_says_so(tmp_path: Path) -> None:
     truncated.write_bytes(gzip.compress(b"x" * 10_000)[:50])
     assert backup_contents(truncated).error is not None
     assert not list(tmp_path.glob("salesmap-backup-peek-*"))
+
+
+async def test_what_a_backup_holds_is_visible_at_80_columns(tmp_path: Path) -> None:
+    write_workspace(tmp_path)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("b")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, RestoreScreen)
+        table = screen.query_one("#backups", DataTable)
+        shown = visible_labels(table)
+        assert {"data of run", "data as of", "rows"} <= set(shown), shown
+        # the second-newest backup holds the data of the run before the one that made it
+        await pilot.press("down")
+        await pilot.pause()
+        row = table.get_row_at(1)
+        cells = {c.label.plain: row[i].plain for i, c in enumerate(table.ordered_columns)}
+        assert cells["data of run"] == TAGS[0] and cells["data as of"] == "03-10 02:05"
+        assert cells["rows"].startswith("organization 500")
+        # the line under the list says it in full, with the file's name
+        detail = rendered(screen.query_one("#backup-detail", Static), width=200)
+        assert screen.backups[1].path.name in detail and TAGS[0] in detail
+        assert "lead 250" in detail

@@ -94,3 +94,37 @@ async def test_unusable_checkpoint_cannot_be_chosen(tmp_path: Path) -> None:
         assert not app.run_active
         detail = rendered(screen.query_one("#checkpoint-detail", Static))
         assert "cannot resume" in detail
+
+
+def visible_labels(table: DataTable[Any]) -> list[str]:
+    """The column labels that end inside the table's visible width (no scrolling)."""
+    width = table.scrollable_content_region.width
+    shown, x = [], 0
+    for column in table.ordered_columns:
+        x += column.get_render_width(table)
+        if x <= width:
+            shown.append(column.label.plain)
+    return shown
+
+
+async def test_history_key_columns_fit_80_columns(tmp_path: Path) -> None:
+    write_workspace(tmp_path)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("h")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, HistoryScreen)
+        table = screen.query_one("#runs", DataTable)
+        shown = visible_labels(table)
+        assert {"started", "status", "rows", "err", "moved"} <= set(shown), shown
+        first = table.get_row_at(0)
+        assert first[0].plain == "03-13 02:00"  # the year is in the detail pane
+        # the run tag is still there (scrolled to), and the detail names it
+        assert TAGS[3] in [cell.plain for cell in first]
+        assert TAGS[3] in rendered(screen.query_one("#history-detail", Static))
+        # wider again: the wide layout comes back, run tag first
+        await pilot.resize_terminal(120, 36)
+        await settle(app, pilot)
+        assert table.ordered_columns[0].label.plain == "run tag"
+        assert table.get_row_at(0)[0].plain == TAGS[3]

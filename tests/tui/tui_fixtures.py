@@ -324,16 +324,51 @@ def write_checkpoints(root: Path, db_name: str = "salesmap_latest.db") -> None:
 
 
 def write_backups(root: Path, db_name: str = "salesmap_latest.db") -> None:
-    """Three gzip backups with fixed bytes and times (gzip's own header time pinned too)."""
+    """Three gzip backups with fixed bytes and times (gzip's own header time pinned too).
+
+    The two older ones are real snapshots (run_info + manifest) of the run before the one that
+    made the backup; the newest is gzip but not SQLite (a damaged backup: refused, unreadable).
+    """
     import gzip
     import os
+    import sqlite3
+    import tempfile
 
     directory = root / "backups"
     directory.mkdir(parents=True, exist_ok=True)
     stem = Path(db_name).stem
+    held = ("20250309T020000Z-zz00", *TAGS)
     for index, tag in enumerate(TAGS[:3]):
         path = directory / f"{stem}_{tag}.db.gz"
-        path.write_bytes(gzip.compress(b"SQLite format 3\0" + bytes(4096 * (index + 1)), mtime=0))
+        if index == 2:
+            data = b"SQLite format 3\0" + bytes(4096 * (index + 1))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                db = Path(tmp) / "backup.db"
+                conn = sqlite3.connect(db)
+                conn.execute(
+                    "CREATE TABLE run_info (run_tag TEXT PRIMARY KEY, started_at TEXT, "
+                    "finished_at TEXT, status TEXT, base_url TEXT, tool_version TEXT)"
+                )
+                day = 9 + index
+                conn.execute(
+                    "INSERT INTO run_info VALUES (?, ?, ?, 'done', NULL, NULL)",
+                    (held[index], f"2025-03-{day:02d}T02:00:00Z", f"2025-03-{day:02d}T02:05:30Z"),
+                )
+                conn.execute("CREATE TABLE manifest (table_name TEXT PRIMARY KEY, rows INTEGER)")
+                conn.executemany(
+                    "INSERT INTO manifest VALUES (?, ?)",
+                    [
+                        ("organization", 480 + 20 * index),
+                        ("people", 960 + 40 * index),
+                        ("deal", 720 + 30 * index),
+                        ("lead", 240 + 10 * index),
+                    ],
+                )
+                conn.commit()
+                conn.close()
+                data = db.read_bytes()
+        path.write_bytes(gzip.compress(data, mtime=0))
         when = FIXED_EPOCH - (3 - index) * 86400
         os.utime(path, (when, when))
 

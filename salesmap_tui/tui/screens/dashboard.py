@@ -189,7 +189,8 @@ class DashboardScreen(KeyedScreen):
                 yield Static(id="checkpoint-panel")
                 with VerticalScroll(id="summary-scroll"):
                     yield Static(id="summary-panel")
-        yield Footer(compact=True)
+        # the palette hint gives its cells to the keys (ctrl+p still works; F1 lists it)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#endpoints").border_title = "Endpoints"
@@ -607,7 +608,7 @@ class DashboardScreen(KeyedScreen):
         if live is not None and live.exists:
             moment = from_epoch(live.mtime, now) if live.mtime else None
             text.append(f" · {size(live.size_bytes)} · {age(moment, now)}", "dim")
-            if live.run_tag:
+            if live.run_tag and not self.compact:
                 text.append(f" · data of {live.run_tag}", "dim")
         elif live is not None:
             text.append(" · no live DB yet", "yellow")

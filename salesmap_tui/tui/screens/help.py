@@ -25,6 +25,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("r", "start a snapshot run (needs SALESMAP_TOKEN)"),
             ("c", "cancel the run (asks first; a checkpoint is saved)"),
             ("x", "stop another process's run shown read-only (SIGTERM, asks first)"),
+            ("l", "the run's log, and its events (e); / searches, f follows"),
             ("d s b w h", "dashboard · resume · backups/restore · web forms · history"),
             ("ctrl+p", "command palette: every action, themes"),
             ("f1", "this help"),
@@ -33,7 +34,11 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     ),
     (
         "Resume",
-        [("enter", "continue the highlighted checkpoint"), ("f5", "reload the list")],
+        [
+            ("enter", "continue the highlighted checkpoint (a stale one asks first)"),
+            ("f", "show / hide finished runs"),
+            ("f5", "reload the list"),
+        ],
     ),
     (
         "Backups / restore",
@@ -44,7 +49,8 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         "History",
         [
             ("a", "all lines / last line per run tag"),
-            ("t", "chart: rows per table / duration"),
+            ("t", "changes per table / duration and errors per run"),
+            ("l", "the highlighted run's log"),
             ("f5", "reload the history file"),
         ],
     ),

@@ -66,6 +66,32 @@ def total_rows(record: dict[str, Any]) -> int | None:
     return total
 
 
+NARROW = 100  # below this many columns the date, outcome and rows lead the list
+
+# (label, width): every column fits 120 columns; at 80 the date, outcome and rows lead and the
+# run tag (named in the detail pane, with the backup and fallback files) goes last
+WIDE_COLUMNS = (
+    ("run tag", 21),
+    ("kind", 8),
+    ("status", 11),
+    ("started", 16),
+    ("duration", 9),
+    ("rows", 7),
+    ("err", 3),
+    ("moved", 20),
+)
+NARROW_COLUMNS = (
+    ("started", 11),
+    ("kind", 8),
+    ("status", 11),
+    ("rows", 7),
+    ("err", 3),
+    ("moved", 13),
+    ("duration", 9),
+    ("run tag", 21),
+)
+
+
 class HistoryScreen(AppScreen):
     """Newest run first; Enter/highlight shows its detail; the chart compares runs."""
 
@@ -99,21 +125,29 @@ class HistoryScreen(AppScreen):
         self.query_one("#history-list").border_title = "Runs (newest first)"
         self.query_one("#history-detail-scroll").border_title = "Detail"
         self._chart_title()
-        table = self.query_one("#runs", DataTable)
-        for label, width in (
-            ("run tag", 22),
-            ("kind", 8),
-            ("status", 11),
-            ("started", 16),
-            ("duration", 9),
-            ("rows", 7),
-            ("err", 3),
-            ("moved", 14),
-            ("backup", 9),
-            ("fallback", 9),
-        ):
-            table.add_column(label, width=width)
+        self._columns: tuple[tuple[str, int], ...] = ()
+        self._layout_columns()
         self.reload()
+
+    @property
+    def compact(self) -> bool:
+        return self.app.size.width < NARROW
+
+    def on_resize(self) -> None:
+        if self._layout_columns() and self.loaded:
+            self.show_items(self.items)
+
+    def _layout_columns(self) -> bool:
+        """The table's columns for this width; True when they changed."""
+        columns = NARROW_COLUMNS if self.compact else WIDE_COLUMNS
+        if columns == self._columns:
+            return False
+        self._columns = columns
+        table = self.query_one("#runs", DataTable)
+        table.clear(columns=True)
+        for label, width in columns:
+            table.add_column(label, width=width, key=label)
+        return True
 
     def _chart_title(self) -> None:
         title = "Did a table change? rows per run" if self.chart == "rows" else "Duration, errors"
@@ -174,45 +208,42 @@ class HistoryScreen(AppScreen):
         previous = {
             str(rec.get("run_tag")): ordered[n - 1] if n else None for n, rec in enumerate(ordered)
         }
+        order = [label for label, _ in self._columns]
         for index, item in enumerate(self.shown):
             if isinstance(item, HistoryProblem):
-                table.add_row(
-                    Text(f"line {item.line_no}", style="yellow"),
-                    Text("⚠", style="bold yellow"),
-                    Text("unreadable", style="bold yellow"),
-                    Text(short(item.error, 16), style="yellow"),
-                    Text(""),
-                    Text(""),
-                    Text(""),
-                    Text(""),
-                    Text(""),
-                    Text(""),
-                    key=str(index),
-                )
+                cells = {
+                    order[0]: Text(f"line {item.line_no}", style="yellow"),
+                    "kind": Text("⚠", style="bold yellow"),
+                    "status": Text("unreadable", style="bold yellow"),
+                    # why, in the first column with room for it after the status
+                    "moved" if self.compact else "started": Text(
+                        short(item.error, 13 if self.compact else 16), style="yellow"
+                    ),
+                }
+                table.add_row(*(cells.get(label, Text("")) for label in order), key=str(index))
                 continue
             rec = item.record
             status = str(rec.get("status", "?"))
             errors_n = rec.get("error_count")
             rows = total_rows(rec)
-            backup = rec.get("backup_path")
-            fallback = rec.get("fallback_path")
-            table.add_row(
-                Text(str(rec.get("run_tag", "?"))),
-                Text(str(rec.get("kind", "?"))),
-                Text(status, style=STATUS_STYLES.get(status, "")),
-                Text(clock_time(parse_iso(rec.get("started_at")), now)),
-                Text(duration(_float(rec.get("duration_s"))), justify="right"),
-                Text(count(rows), justify="right"),
-                Text(
+            started = clock_time(parse_iso(rec.get("started_at")), now)
+            if self.compact and len(started) == 16:
+                started = started[5:]  # "03-13 02:00"; the detail pane gives the year
+            cells = {
+                "run tag": Text(str(rec.get("run_tag", "?"))),
+                "kind": Text(str(rec.get("kind", "?"))),
+                "status": Text(status, style=STATUS_STYLES.get(status, "")),
+                "started": Text(started),
+                "duration": Text(duration(_float(rec.get("duration_s"))), justify="right"),
+                "rows": Text(count(rows), justify="right"),
+                "err": Text(
                     str(errors_n) if errors_n is not None else "-",
                     style="red" if errors_n else "",
                     justify="right",
                 ),
-                _moved(sharp_moves(previous.get(str(rec.get("run_tag"))), rec)),
-                Text(short(_name(backup), 9) if backup else "-", style="dim"),
-                Text(short(_name(fallback), 9) if fallback else "", style="yellow"),
-                key=str(index),
-            )
+                "moved": _moved(sharp_moves(previous.get(str(rec.get("run_tag"))), rec)),
+            }
+            table.add_row(*(cells[label] for label in order), key=str(index))
         if self.shown:
             self.show_detail(0)
         else:
@@ -324,7 +355,7 @@ class HistoryScreen(AppScreen):
         now = self.sapp.now()
         first = parse_iso(str(runs[0].get("started_at") or ""))
         last = parse_iso(str(runs[-1].get("started_at") or ""))
-        head = Text(f"{len(runs)} runs, oldest → newest: ", "dim")
+        head = Text(f"{len(runs)} run{'s' if len(runs) != 1 else ''}, oldest → newest: ", "dim")
         head.append(_when(first, now))
         if len(runs) > 1:
             head.append(" … ", "dim")
@@ -380,10 +411,6 @@ class HistoryScreen(AppScreen):
 
 def _float(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
-
-
-def _name(path: Any) -> str:
-    return str(path).replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _moved(moves: list[tuple[str, float]]) -> Text:

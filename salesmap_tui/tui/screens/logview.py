@@ -50,8 +50,8 @@ class LogScreen(KeyedScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back", id="log.back"),
         Binding("slash", "search", "Search", id="log.search"),
-        Binding("n", "next_match", "Next match", id="log.next"),
-        Binding("e", "switch_file", "Log / events", id="log.switch"),
+        Binding("n", "next_match", "Next", id="log.next"),
+        Binding("e", "switch_file", "Log/events", id="log.switch"),
         Binding("f", "toggle_follow", "Follow", id="log.follow"),
     ]
 
@@ -77,7 +77,7 @@ class LogScreen(KeyedScreen):
         yield Static(id="log-header")
         yield Log(id="log-lines", highlight=False, auto_scroll=True)
         yield Input(placeholder="search (Enter: find, Esc: close)", id="log-search")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#log-search", Input).display = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -12,7 +13,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
-from textual.widgets.data_table import ColumnKey
 
 from salesmap_tui.engine import errors
 from salesmap_tui.engine.api import RestoreResult, VerifiedBackup
@@ -34,6 +34,25 @@ from salesmap_tui.tui.screens.base import AppScreen
 from salesmap_tui.tui.widgets.confirm import ConfirmScreen
 
 STAGES = {"gunzip": "decompressing", "integrity": "integrity check"}
+
+NARROW = 100  # below this many columns what a backup holds comes first
+
+# (key, label, width): what the backup holds leads; its file name and size are in the line under
+# the list (the name is the time it was made, which "age" says); rows take the width left (0)
+WIDE_COLUMNS = (
+    ("as_of", "data as of", 16),
+    ("run", "data of run", 21),
+    ("rows", "rows", 0),
+    ("age", "age", 12),
+    ("size", "size", 10),
+)
+NARROW_COLUMNS = (
+    ("as_of", "data as of", 11),
+    ("run", "data of run", 21),
+    ("rows", "rows", 0),
+    ("age", "age", 11),
+)
+ROWS_MIN = 20
 
 
 class RestoreScreen(AppScreen):
@@ -59,6 +78,7 @@ class RestoreScreen(AppScreen):
         yield Static(id="restore-intro", classes="screen-intro")
         with Vertical(id="backup-list", classes="panel"):
             yield DataTable(id="backups", cursor_type="row", zebra_stripes=True)
+            yield Static(id="backup-detail")
         with Vertical(id="verify-panel", classes="panel"):
             with Horizontal(id="verify-line"):
                 yield Label(Text("idle"), id="verify-stage")
@@ -77,17 +97,33 @@ class RestoreScreen(AppScreen):
         intro.append(show_path(settings.backup_dir, base), "bold")
         intro.append(".", "dim")
         self.query_one("#restore-intro", Static).update(intro)
-        table = self.query_one("#backups", DataTable)
-        table.add_column("backup", width=46)
-        table.add_column("size", width=10)
-        table.add_column("age", width=16)
-        self._content_keys: list[ColumnKey] = [
-            table.add_column("data of run", width=22),
-            table.add_column("data as of", width=16),
-            table.add_column("rows", width=30),
-        ]
+        self._columns: tuple[tuple[str, str, int], ...] = ()
+        self._layout_columns()
         self.set_status(Text("Choose a backup and press Enter.", style="dim"))
         self.reload()
+
+    @property
+    def compact(self) -> bool:
+        return self.app.size.width < NARROW
+
+    def on_resize(self) -> None:
+        if self._layout_columns() and self.loaded:
+            self.show_backups(self.backups)
+
+    def _layout_columns(self) -> bool:
+        """The table's columns for this width; True when they changed."""
+        spec = NARROW_COLUMNS if self.compact else WIDE_COLUMNS
+        # the panel's border and padding and the scrollbar (6), each cell's padding (2)
+        rest = self.app.size.width - 6 - sum(width + 2 for _, _, width in spec)
+        columns = tuple((k, label, w or max(rest, ROWS_MIN)) for k, label, w in spec)
+        if columns == self._columns:
+            return False
+        self._columns = columns
+        table = self.query_one("#backups", DataTable)
+        table.clear(columns=True)
+        for key, label, width in columns:
+            table.add_column(label, width=width, key=key)
+        return True
 
     def set_status(self, text: Text) -> None:
         self.query_one("#restore-status", Static).update(text)
@@ -109,38 +145,60 @@ class RestoreScreen(AppScreen):
         )
 
     def show_backups(self, backups: list[BackupInfo]) -> None:
+        # the cursor stays on the backup it was on when the list is read again
+        before = self.selected()
+        cursor = next((n for n, i in enumerate(backups) if before and i.path == before.path), 0)
         self.backups = list(backups)
         self.loaded = True
         table = self.query_one("#backups", DataTable)
         table.clear()
         now = self.sapp.now()
         for index, info in enumerate(self.backups):
-            table.add_row(
-                Text(info.path.name),
-                Text(size(info.size_bytes), justify="right"),
-                Text(age(from_epoch(info.mtime, now), now)),
-                *self._content_cells(info),
-                key=str(index),
-            )
+            cells = {
+                "backup": Text(info.path.name),
+                "size": Text(size(info.size_bytes), justify="right"),
+                "age": Text(age(from_epoch(info.mtime, now), now)),
+                **self._content_cells(info),
+            }
+            table.add_row(*(cells[key] for key, _, _ in self._columns), key=str(index))
+        if cursor:
+            table.move_cursor(row=cursor)
         if not self.backups:
             self.set_status(Text("No backups yet: a full run makes one first.", style="dim"))
+            self.query_one("#backup-detail", Static).update("")
         else:
+            self._describe(self.selected())
             self._peek()
 
-    def _content_cells(self, info: BackupInfo) -> tuple[Text, Text, Text]:
+    def _content_cells(self, info: BackupInfo) -> dict[str, Text]:
         """What the backup holds: its snapshot's run tag, date and rows (read inside it)."""
         found = self.contents.get((info.path, info.mtime))
+        width = {key: w for key, _, w in self._columns}["rows"]
+        # (no empty cell: the table drew a row with one shifted by a column under a dialog)
         if found is None:
-            return Text("reading…", style="dim"), Text(""), Text("")
+            return {
+                "run": Text("reading…", style="dim"),
+                "as_of": Text("…", style="dim"),
+                "rows": Text("…", style="dim"),
+            }
         if found.error:
-            return Text("unreadable", style="yellow"), Text(""), Text(short(found.error, 30), "dim")
+            return {
+                "run": Text("unreadable", style="yellow"),
+                "as_of": Text("-", style="dim"),
+                "rows": Text(short(found.error, width), "dim"),
+            }
         moment = parse_iso(found.finished_at)
         rows = " · ".join(f"{name} {count(n)}" for name, n in found.tables.items())
-        return (
-            Text(found.run_tag or "-"),
-            Text(clock_time(moment, self.sapp.now()) if moment else "-"),
-            Text(short(rows, 30) if rows else "-", style="dim"),
-        )
+        return {
+            "run": Text(found.run_tag or "-"),
+            "as_of": Text(self._when(moment) if moment else "-"),
+            "rows": Text(short(rows, width) if rows else "-", style="dim"),
+        }
+
+    def _when(self, moment: datetime) -> str:
+        when = clock_time(moment, self.sapp.now())
+        # 80 columns: "03-12 02:00" (the detail line below gives the year)
+        return when[5:] if self.compact and len(when) == 16 else when
 
     def _peek(self) -> None:
         """Read what every listed backup holds, one after another, in a worker."""
@@ -164,14 +222,49 @@ class RestoreScreen(AppScreen):
             return
         index = self.backups.index(info)
         table = self.query_one("#backups", DataTable)
-        for key, cell in zip(self._content_keys, self._content_cells(info), strict=True):
+        for key, cell in self._content_cells(info).items():
             table.update_cell(str(index), key, cell)
+        if self.selected() is info:
+            self._describe(info)
 
     def selected(self) -> BackupInfo | None:
         table = self.query_one("#backups", DataTable)
         if not self.backups or table.cursor_row < 0:
             return None
         return self.backups[min(table.cursor_row, len(self.backups) - 1)]
+
+    @on(DataTable.RowHighlighted, "#backups")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            index = int(event.row_key.value)
+            if 0 <= index < len(self.backups):
+                self._describe(self.backups[index])
+
+    def _describe(self, info: BackupInfo | None) -> None:
+        """What the highlighted backup holds, in full (the columns cut it at 80 columns).
+
+        It has its own line under the list: the verify/restore outcome below stays on screen
+        while the cursor moves or the list is read again (it is reread on every return).
+        """
+        detail = self.query_one("#backup-detail", Static)
+        if info is None:
+            detail.update("")
+            return
+        found = self.contents.get((info.path, info.mtime))
+        text = Text(info.path.name, "bold")
+        text.append(f" · {size(info.size_bytes)}", "dim")
+        if found is None:
+            text.append(" · reading what it holds…", "dim")
+        elif found.error:
+            text.append(f"\ncannot read it: {found.error}", "yellow")
+        else:
+            moment = parse_iso(found.finished_at)
+            text.append("\nholds the data of run ")
+            text.append(found.run_tag or "?", "bold")
+            text.append(f" (as of {clock_time(moment, self.sapp.now()) if moment else '?'}): ")
+            rows = " · ".join(f"{name} {count(n)}" for name, n in found.tables.items())
+            text.append(rows or "no tables", "dim")
+        detail.update(text)
 
     @on(DataTable.RowSelected, "#backups")
     def _selected(self, event: DataTable.RowSelected) -> None:
