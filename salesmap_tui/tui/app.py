@@ -22,9 +22,9 @@ from textual.worker import Worker, WorkerState
 from salesmap_tui.config import TOKEN_ENV, Settings
 from salesmap_tui.engine import errors
 from salesmap_tui.engine.events import EngineEvent, RunFinished, RunResult
-from salesmap_tui.tui.format import Clock, parse_iso, relativize, system_clock
+from salesmap_tui.tui.format import Clock, parse_iso, relativize, show_path, size, system_clock
 from salesmap_tui.tui.messages import EngineEventMessage, WatchMessage
-from salesmap_tui.tui.overview import overview
+from salesmap_tui.tui.overview import HeldBack, discard_held_back, overview
 from salesmap_tui.tui.prefs import default_state_path, load_state, save_state, screenshot_dir
 from salesmap_tui.tui.screens.base import AppScreen
 from salesmap_tui.tui.screens.dashboard import DashboardScreen
@@ -338,6 +338,97 @@ class SalesmapApp(App[int]):
         )
         self.push_screen(
             ConfirmScreen("Stop the other run safely?", body, yes="Stop it", no="Let it run"),
+            answer,
+        )
+
+    # --- snapshots the shrink guard held back -----------------------------------------------------
+    def action_let_in(self, held: HeldBack) -> None:
+        """Swap a held-back snapshot in, after a look and a yes (the live DB is backed up)."""
+        if self.run_active:
+            self.notify("A run is active: decide after it ends.", severity="warning")
+            return
+        base = self.base_dir
+        body = Text("Snapshot ")
+        body.append(held.run_tag, "bold")
+        body.append(" lost rows against the live DB:\n")
+        for shrink in held.shrinks:
+            body.append(f"  {shrink.describe()}\n", "bold red")
+        if not held.shrinks:
+            body.append(f"  {held.reason}\n", "dim")
+        body.append("\nIt replaces the live DB ")
+        body.append(show_path(self.settings.db_path, base), "bold")
+        body.append(", which is backed up first into ")
+        body.append(show_path(self.settings.backup_dir, base), "bold")
+        body.append(" (restore it from Backups, b). Let it in only if those tables really shrank.")
+
+        def answer(yes: bool | None) -> None:
+            if yes and not self.run_active:
+                self._promote(held)
+
+        self.push_screen(
+            ConfirmScreen(
+                "Let the held-back snapshot in?", body, yes="Let it in", no="Keep it held back"
+            ),
+            answer,
+        )
+
+    def _promote(self, held: HeldBack) -> None:
+        from salesmap_tui.engine import api
+
+        settings = self.settings
+        self.run_active = True  # no run of ours starts while it swaps
+        self.run_kind = "snapshot"
+        self.dashboard.refresh_bindings()
+        self.notify(f"Letting {held.run_tag} in…", markup=False)
+
+        def done(result: RunResult) -> None:
+            self.run_active = False
+            self.dashboard.finish(result)
+            self._run_finished(result)
+
+        def failed(_error: BaseException) -> None:
+            self.run_active = False
+            self.load_overview()
+
+        self.run_in_thread(
+            lambda: api.promote_snapshot(settings, Path(held.path)),
+            group="promote",
+            description="let a held-back snapshot in",
+            on_success=done,
+            on_error=failed,
+        )
+
+    def action_discard_held(self, held: HeldBack) -> None:
+        """Delete a held-back snapshot file (nothing else), after asking."""
+        base = self.base_dir
+        body = Text("This deletes ")
+        body.append(show_path(held.path, base), "bold")
+        body.append(f" (snapshot {held.run_tag}")
+        if held.size_bytes is not None:
+            body.append(f", {size(held.size_bytes)}")
+        body.append(
+            "), and nothing else: the live DB, its backups and the history stay as they are."
+        )
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            settings = self.settings
+
+            def done(_: None) -> None:
+                self.notify(f"Discarded {Path(held.path).name}", markup=False)
+                self.load_overview()
+
+            self.run_in_thread(
+                lambda: discard_held_back(settings, Path(held.path)),
+                group="discard-held",
+                description="discard a held-back snapshot",
+                on_success=done,
+                on_error=lambda _e: self.load_overview(),
+            )
+
+        self.push_screen(
+            ConfirmScreen("Discard the held-back snapshot?", body, yes="Discard", no="Keep it"),
             answer,
         )
 

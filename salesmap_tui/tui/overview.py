@@ -22,6 +22,7 @@ import psutil
 from salesmap_tui.config import Settings
 from salesmap_tui.engine.events import EVENTS_SUFFIX
 from salesmap_tui.engine.history import HistoryEntry, read_history
+from salesmap_tui.engine.shrink import Shrink, shrunk_tables, table_rows
 from salesmap_tui.engine.webform import open_readonly
 
 
@@ -37,9 +38,23 @@ class LiveDb:
 
 
 @dataclass(frozen=True)
+class HeldBack:
+    """A snapshot the shrink guard held back (exit 5), still beside the live DB."""
+
+    run_tag: str
+    path: str
+    started_at: str | None
+    finished_at: str | None
+    shrinks: tuple[Shrink, ...]  # the list tables that lost rows against the live DB now
+    reason: str  # the engine's words when it held the snapshot back
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class Overview:
     last_run: dict[str, Any] | None  # the newest history record by start time (its last line)
     live: LiveDb
+    held_back: tuple[HeldBack, ...] = ()  # newest first
 
 
 @dataclass(frozen=True)
@@ -98,7 +113,51 @@ def live_db(path: Path) -> LiveDb:
 
 
 def overview(settings: Settings) -> Overview:
-    return Overview(newest_run(settings), live_db(settings.db_path))
+    return Overview(newest_run(settings), live_db(settings.db_path), held_back(settings))
+
+
+def held_back(settings: Settings) -> tuple[HeldBack, ...]:
+    """The held-back snapshots of this DB, newest first, each compared with the live DB as it is
+    now (every list table that lost rows, not only those past the guard's limit)."""
+    from salesmap_tui.engine import api
+
+    live = table_rows(settings.db_path)
+    out = []
+    for record in api.held_back_snapshots(settings):
+        path = Path(str(record.get("fallback_path")))
+        try:
+            size_bytes: int | None = path.stat().st_size
+        except OSError:
+            continue  # gone since the engine listed it
+        shrinks = shrunk_tables(live, table_rows(path), 0.0, min_rows=1)
+        out.append(
+            HeldBack(
+                run_tag=str(record.get("run_tag") or "?"),
+                path=str(path),
+                started_at=record.get("started_at"),
+                finished_at=record.get("finished_at"),
+                shrinks=tuple(shrinks),
+                reason=str(record.get("reason") or ""),
+                size_bytes=size_bytes,
+            )
+        )
+    return tuple(out)
+
+
+def discard_held_back(settings: Settings, path: Path) -> None:
+    """Delete a held-back snapshot, and nothing else (the live DB, backups, history stay).
+
+    Only a file the engine lists as held back now: one let in (or discarded) meanwhile by another
+    window is not there any more, and the live DB is never one.
+    """
+    from salesmap_tui.engine import api
+    from salesmap_tui.engine.errors import UsageError
+
+    listed = {str(r.get("fallback_path")) for r in api.held_back_snapshots(settings)}
+    live = settings.db_path
+    if str(path) not in listed or (live.exists() and path.resolve() == live.resolve()):
+        raise UsageError(f"{path} is not a held-back snapshot any more (let in or removed)")
+    path.unlink()
 
 
 # --- the lock's holder ---------------------------------------------------------------------------

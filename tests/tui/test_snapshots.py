@@ -16,6 +16,7 @@ from tui_fixtures import (
     korean_run,
     make_app,
     recorded_run,
+    write_held_back_workspace,
     write_korean_workspace,
     write_workspace,
 )
@@ -247,6 +248,35 @@ def test_dashboard_attached_run_ended(
             app.now.advance(advance)
             app.dashboard.apply(event)
         app.dashboard.watched_run_ended(None)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def held_back_app(root: Path) -> SalesmapApp:
+    write_held_back_workspace(root)
+    return make_app(root)
+
+
+def test_dashboard_held_back(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    """On open: a snapshot the shrink guard held back, which tables shrank, i / D to decide."""
+    app = held_back_app(tmp_path)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_held_back_let_in_confirmation(
+    snap_compare: Any, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """'Let it in' asks first, naming what shrank and where the live DB is backed up."""
+    app = held_back_app(tmp_path)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("i")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)

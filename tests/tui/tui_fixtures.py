@@ -416,6 +416,58 @@ def _age_live_db(path: Path) -> None:
     os.utime(path, (FIXED_EPOCH - 3600, FIXED_EPOCH - 3600))
 
 
+HELD_TAG = "20250314T020000Z-ee05"
+
+
+def write_held_back_workspace(root: Path) -> Path:
+    """The workspace, and a snapshot the shrink guard held back this night (exit 5): the server
+    answered 20 organizations where the live DB has 60, and 4 deals where it has 20."""
+    import json
+    import sqlite3
+
+    write_workspace(root)
+    live = root / "salesmap_latest.db"
+    conn = sqlite3.connect(live)
+    for table, n in (("organization", 60), ("people", 100)):
+        conn.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY)")
+        conn.executemany(f"INSERT INTO {table} VALUES (?)", [(f"{table}{i}",) for i in range(n)])
+    conn.commit()
+    conn.close()
+    _age_live_db(live)
+    held = root / f"salesmap_latest_{HELD_TAG}.db"
+    conn = sqlite3.connect(held)
+    conn.execute(
+        "CREATE TABLE run_info (run_tag TEXT PRIMARY KEY, started_at TEXT, finished_at TEXT, "
+        "status TEXT, base_url TEXT, tool_version TEXT)"
+    )
+    conn.execute(
+        "INSERT INTO run_info VALUES (?, '2025-03-14T02:00:00Z', '2025-03-14T02:04:10Z', "
+        "'done', NULL, NULL)",
+        (HELD_TAG,),
+    )
+    for table, n in (("organization", 20), ("people", 100), ("deal", 4)):
+        conn.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY)")
+        conn.executemany(f"INSERT INTO {table} VALUES (?)", [(f"{table}{i}",) for i in range(n)])
+    conn.commit()
+    conn.close()
+    record = _record(
+        root,
+        HELD_TAG,
+        "fallback",
+        400,
+        replaced=False,
+        exit_code=5,
+        backup_path=None,
+        fallback_path=str(held),
+        reason="held back by the shrink guard (--max-shrink 0.5): organization 60 → 20 rows "
+        "(-67%), deal 20 → 4 rows (-80%)",
+    )
+    record["finished_at"] = "2025-03-14T02:04:10.000Z"
+    with (root / "logs" / "run_history.jsonl").open("a", encoding="utf-8") as out:
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return held
+
+
 # --- the same workspace as a Korean user has it --------------------------------------------------
 KOREAN_DB = "세일즈맵.db"
 KOREAN_FORM_ERROR = "웹 폼을 찾을 수 없습니다."

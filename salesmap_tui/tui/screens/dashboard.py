@@ -47,7 +47,7 @@ from salesmap_tui.tui.format import (
     size,
     wait,
 )
-from salesmap_tui.tui.overview import Holder, Overview
+from salesmap_tui.tui.overview import HeldBack, Holder, Overview
 from salesmap_tui.tui.runview import ENDPOINTS, RetryEntry, RunView
 from salesmap_tui.tui.screens.base import KeyedScreen
 from salesmap_tui.tui.widgets.endpoint_row import EndpointRow, eta_text
@@ -95,6 +95,10 @@ class DashboardScreen(KeyedScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "start_run", "Run", id="dashboard.run"),
+        # shown only while a snapshot the shrink guard held back waits for a decision (before
+        # the screens' keys: at 80 columns those are also listed in the summary)
+        Binding("i", "let_in", "Let in", id="dashboard.let_in"),
+        Binding("D", "discard_held", "Discard", id="dashboard.discard"),
         Binding("c", "cancel_run", "Cancel", id="dashboard.cancel"),
         Binding("x", "stop_attached", "Stop it safely", id="dashboard.stop"),
         Binding("l", "open_log", "Log", id="dashboard.log"),
@@ -261,7 +265,23 @@ class DashboardScreen(KeyedScreen):
             return None if (app.run_active or watching) else True
         if action == "open_log":
             return self.log_path() is not None
+        if action in ("let_in", "discard_held"):
+            return self.held_back is not None and not (app.run_active or watching)
         return True
+
+    @property
+    def held_back(self) -> HeldBack | None:
+        """The newest snapshot the shrink guard held back, still waiting for a decision."""
+        held = self.overview.held_back if self.overview else ()
+        return held[0] if held else None
+
+    def action_let_in(self) -> None:
+        if self.held_back is not None:
+            self.sapp.action_let_in(self.held_back)
+
+    def action_discard_held(self) -> None:
+        if self.held_back is not None:
+            self.sapp.action_discard_held(self.held_back)
 
     def log_path(self) -> str | None:
         """The log of the run on screen: this one, the watched one, or the newest recorded."""
@@ -529,6 +549,11 @@ class DashboardScreen(KeyedScreen):
         if self.has_class("-ended") != ended:
             self.set_class(ended, "-ended")
             self.call_after_refresh(self._layout_log)  # the panes change width
+        # a held-back snapshot waits for a decision: at 80 columns the summary takes the width
+        held = ended and self.held_back is not None
+        if self.has_class("-held") != held:
+            self.set_class(held, "-held")
+            self.call_after_refresh(self._layout_log)
         panel.display = self.view.active or (self.result is None and self.checkpoint is not None)
         summary_key = (
             id(self.result),
@@ -746,6 +771,52 @@ class DashboardScreen(KeyedScreen):
         return Group(header, grid)
 
     def _summary_panel(self) -> Table | Text | Group:
+        main = self._run_summary()
+        held = self.held_back
+        if held is None or self.view.active:
+            return main
+        # what waits for a decision comes first: the pane is short at 80x24
+        return Group(self._held_panel(held), Text(""), main)
+
+    def _held_panel(self, held: HeldBack) -> Group:
+        """A snapshot the shrink guard held back: which tables shrank, and what to press."""
+        now = self.sapp.now()
+        base = self.sapp.base_dir
+        width = 44 if not self.compact else 28
+        title = Text("held back by the shrink guard", "bold yellow")
+        title.append(" (exit 5): the live DB was not replaced", "yellow")
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column()
+        started = parse_iso(held.started_at or "")
+        run = Text(held.run_tag)
+        if started is not None:  # as the last-run lines below say it: when it started
+            run.append(f" · started {age(started, now)}", "dim")
+        grid.add_row(Text("run"), run)
+        shrank = Text()
+        for index, shrink in enumerate(held.shrinks):
+            if index:
+                shrank.append("\n")
+            shrank.append(shrink.table, "bold")
+            shrank.append(f" {count(shrink.before)} → {count(shrink.after)} rows ")
+            shrank.append(f"(-{shrink.fraction:.0%})", "bold red")
+        if not held.shrinks:  # the live DB changed since: the engine's words then
+            shrank.append(held.reason or "no list table is smaller than in the live DB now", "dim")
+        grid.add_row(Text("shrank"), shrank)
+        grid.add_row(Text("kept at"), Text(short_path(show_path(held.path, base), width)))
+        keys = Text()
+        keys.append("i", "bold")
+        keys.append(" let it in (asks first; the live DB is backed up first) · ")
+        keys.append("D", "bold")
+        keys.append(" discard it (asks first; deletes only that file)")
+        others = len(self.overview.held_back) - 1 if self.overview else 0
+        if others > 0:
+            keys.append(
+                f"\n{others} older held-back snapshot(s) follow once this one is decided", "dim"
+            )
+        return Group(title, keys, grid)
+
+    def _run_summary(self) -> Table | Text | Group:
         result = self.result
         view = self.view
         if result is None:

@@ -26,6 +26,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("c", "cancel the run (asks first; a checkpoint is saved)"),
             ("x", "stop another process's run shown read-only (SIGTERM, asks first)"),
             ("l", "the run's log, and its events (e); / searches, f follows"),
+            ("i  D", "a snapshot the shrink guard held back: let it in / discard it (both ask)"),
             ("d s b w h", "dashboard · resume · backups/restore · web forms · history"),
             ("ctrl+p", "command palette: every action, themes"),
             ("f1", "this help"),
