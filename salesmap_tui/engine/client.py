@@ -236,6 +236,11 @@ def use_env_proxy(base_url: str) -> bool:
     return True
 
 
+class _Regrant(Exception):
+    """Internal: a workspace pause began while a granted request held its headers back for
+    its slot; it goes back to the pacer (spending no attempt) instead of leaving inside it."""
+
+
 class _Retryable(Exception):
     """Internal: an attempt to retry; carries the classified outcome and its grant time."""
 
@@ -354,15 +359,27 @@ class SalesmapClient:
                 self._cancel, priority=priority(), key=path, confirm=confirm
             )
         self.requests_sent += 1
+        ready = time.monotonic()
 
         async def trace(event: str, info: dict[str, Any]) -> None:
-            # once its headers are written (a new connection, a busy loop can delay that),
-            # the pacer knows when it left
-            if event.endswith(".send_request_headers.complete"):
+            if event.endswith(".send_request_headers.started"):
+                # granted a moment ahead of its slot (the pacer's lead): the headers wait for
+                # the slot itself, so the request leaves on it rather than a little after
+                self._pacer.note_prep(time.monotonic() - ready)
+                while True:
+                    delay = self._pacer.send_delay(granted)
+                    if delay is None:
+                        raise _Regrant  # a 429 paused the workspace meanwhile
+                    if delay <= 0:
+                        break
+                    await asyncio.sleep(delay)
+            elif event.endswith(".send_request_headers.complete"):
+                # once its headers are written (a new connection, a busy loop can delay that),
+                # the pacer knows when it left
                 self._pacer.mark_sent(granted)
 
         outcome: httpx.Response | httpx.HTTPError
-        sent = time.monotonic()
+        sent = max(ready, granted)
         latency: float | None = None
         try:
             outcome = await self._unless_cancelled(
@@ -373,6 +390,10 @@ class SalesmapClient:
             latency = time.monotonic() - sent
         except httpx.HTTPError as exc:
             outcome = exc
+        except _Regrant:
+            self.requests_sent -= 1  # it never left
+            self._pacer.release(None, granted)
+            raise
         except BaseException:
             self._pacer.release(None, granted)
             raise
@@ -430,6 +451,8 @@ class SalesmapClient:
         while True:
             try:
                 return await self._attempt(path, params, priority, endpoint, parse)
+            except _Regrant:
+                continue  # held back by a pause that began after its grant: no attempt spent
             except _Retryable as exc:
                 action = exc.action
                 wait_s, reason = compute_wait(action, attempt + 1, settings)

@@ -20,10 +20,16 @@ from salesmap_tui.engine.errors import RunCancelled
 from salesmap_tui.engine.events import RequestStats
 
 CANCEL_POLL_S = 0.1  # how often a wait looks at the cancel event
-LATE_SEND_S = 0.002  # a request leaving this long after its grant pushes the next slot back
+LATE_SEND_S = 0.0  # a request leaving any later than its slot pushes the next slot back
 # a request granted with `confirm` holds the next slot until it is on the wire (its connection
 # may take a while to open), at most this long
 CONFIRM_WAIT_S = 0.5
+# a request granted with `confirm` is woken this much ahead of its slot (at most LEAD_MAX_S): the
+# time it needs to reach the wire (building it, taking a connection, other tasks on the loop),
+# the p90 over the last PREP_SAMPLES; it then holds its headers until the slot itself
+# (`send_at`), so consecutive requests leave one interval apart, not one interval plus that time
+LEAD_MAX_S = 0.02
+PREP_SAMPLES = 32
 CHAIN_STALE_S = 5.0  # a chain silent this long is done or backing off: nothing is held for it
 # --concurrency auto: about rate x p90 latency + 1 requests in flight, within these bounds
 AUTO_MIN_IN_FLIGHT = 2
@@ -139,6 +145,7 @@ class Pacer:
         self.pauses = 0  # pauses this run caused (a 429 on a request sent before any pause)
         self._unconfirmed: float | None = None  # the latest grant not known to be sent yet
         self._halted = False  # the token was rejected: nothing more leaves in this run
+        self._prep: deque[float] = deque(maxlen=PREP_SAMPLES)  # grant -> ready to write
 
     # --- requests in flight -------------------------------------------------------------------
     def set_concurrency(self, concurrency: int | None) -> None:
@@ -271,14 +278,14 @@ class Pacer:
             if slot < before and w.wake is not None and not w.wake.done():
                 w.wake.set_result(None)
 
-    def _grant(self, w: _Waiter, now: float) -> None:
+    def _grant(self, w: _Waiter, slot: float, now: float) -> None:
         self._pending.remove(w)
         if self.window_s > 0:
-            self._slots.append(now)
-        self._last_slot = now
+            self._slots.append(slot)
+        self._last_slot = slot
         self.in_flight += 1
         if w.key is not None:
-            self._track_chain(w, now)
+            self._track_chain(w, slot)
         self._assign(now)
 
     def _track_chain(self, w: _Waiter, now: float) -> None:
@@ -320,13 +327,33 @@ class Pacer:
             if self._pending:
                 self._assign(self._clock())
 
-    def _may_go(self, now: float) -> bool:
+    def _may_go(self, now: float, lead: float = 0.0) -> bool:
         if self._halted:
             return False
         cap = self.max_in_flight()
         if cap is not None and self.in_flight >= cap:
             return False
-        return self._earliest(now, []) <= now
+        return self._earliest(now, []) <= now + lead
+
+    # --- sending on the slot ----------------------------------------------------------------
+    def lead(self) -> float:
+        """How far ahead of its slot a request granted with `confirm` is woken (see LEAD_MAX_S)."""
+        if len(self._prep) < 3:
+            return 0.0
+        ordered = sorted(self._prep)
+        return min(LEAD_MAX_S, ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))])
+
+    def note_prep(self, seconds: float) -> None:
+        """A request granted with `confirm` was ready to write `seconds` after its grant."""
+        if seconds >= 0:
+            self._prep.append(seconds)
+
+    def send_delay(self, granted_at: float) -> float | None:
+        """Seconds a request granted at `granted_at` holds its headers back (its slot is still
+        ahead), or None when a workspace pause began since: it must ask the pacer again."""
+        if self._paused_until > granted_at or self._halted:
+            return None
+        return max(0.0, granted_at - self._clock())
 
     async def _nap(self, w: _Waiter, seconds: float) -> None:
         """Sleep up to `seconds`; on the real clock, wake early when the slot moves earlier."""
@@ -368,29 +395,32 @@ class Pacer:
         if key is not None and self._hold is not None and self._hold[0] == key:
             self._hold = None  # the chain is back: it takes the next slot itself
         self._pending.append(w)
+        lead = self.lead() if confirm else 0.0
         try:
             self._assign(self._clock())
             while True:
                 check_cancel(cancel)
                 now = self._clock()
-                if now >= w.slot:
-                    if self._may_go(now):
+                if now >= w.slot - lead:
+                    if self._may_go(now, lead):
                         break
                     self._assign(now)  # another waiter went first (or late): queue again
-                    if w.slot <= now:
+                    if w.slot - lead <= now:
                         await asyncio.sleep(0)  # the rules allow it only a moment later
                     continue
-                await self._nap(w, min(w.slot - now, CANCEL_POLL_S))
+                await self._nap(w, min(w.slot - lead - now, CANCEL_POLL_S))
         except BaseException:
             if w in self._pending:
                 self._pending.remove(w)
                 self._assign(self._clock())
             raise
-        self._grant(w, now)
+        # the slot itself: now, or (woken `lead` early) the moment the rules allow
+        slot = max(now, w.slot, self._earliest(now, []))
+        self._grant(w, slot, now)
         if confirm:
-            self._unconfirmed = now
+            self._unconfirmed = slot
         self._granted_now()
-        return now
+        return slot
 
     def begin_run(
         self,
