@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tui_fixtures import make_app
+from textual.widgets import Static
+from tui_fixtures import make_app, rendered
 
 from salesmap_tui.sandbox import SandboxServer
 from salesmap_tui.tui.screens.history import HistoryScreen
@@ -46,6 +47,10 @@ async def test_log_from_the_summary_search_and_events(
         await pilot.pause()
         assert screen.match_line is not None
         assert "checkpoint saved" in screen.lines[screen.match_line]
+        # the matching line is shown whole above the log (its own line is cut at 80 columns)
+        match = screen.query_one("#log-match", Static)
+        assert match.display
+        assert screen.lines[screen.match_line] in rendered(match, width=400)
         first = screen.match_line
         await pilot.press("n")
         assert screen.match_line is not None and screen.match_line != first

@@ -18,6 +18,7 @@ from tui_fixtures import (
     recorded_run,
     write_held_back_workspace,
     write_korean_workspace,
+    write_run_log,
     write_workspace,
 )
 
@@ -278,5 +279,20 @@ def test_held_back_let_in_confirmation(
         await settle(pilot)
         await pilot.press("i")
         await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_log_viewer(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    """l on the dashboard: the newest run's log; /429 finds the Korean retry line."""
+    app = workspace_app(tmp_path)
+    write_run_log(tmp_path)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        await pilot.press("slash", *"429", "enter")
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)

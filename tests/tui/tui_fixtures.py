@@ -416,6 +416,38 @@ def _age_live_db(path: Path) -> None:
     os.utime(path, (FIXED_EPOCH - 3600, FIXED_EPOCH - 3600))
 
 
+def write_run_log(root: Path, tag: str = TAGS[3]) -> Path:
+    """The failed run's log as the engine writes it (fixed paths and times, Korean columns and
+    a Korean 429 cause), and its events file: what the log viewer shows."""
+    cp = f"/srv/crm/logs/checkpoints/checkpoint_{tag}.json"
+    lines = [
+        f"2025-03-13T02:00:00.012Z starting snapshot run {tag}: db /srv/crm/salesmap_latest.db, "
+        f"temp /srv/crm/salesmap_latest.db.{tag}.tmp, base URL https://salesmap.kr/api/v2",
+        "2025-03-13T02:00:00.040Z phase: backup",
+        f"2025-03-13T02:00:01.310Z backup made: /srv/crm/backups/salesmap_latest_{tag}.db.gz "
+        "(1.2 MiB)",
+        "2025-03-13T02:00:01.322Z webform_history: 96 rows carried over from the live DB",
+        "2025-03-13T02:00:01.330Z phase: crawl",
+        f"2025-03-13T02:00:03.118Z checkpoint saved: {cp} (phase crawl)",
+        "2025-03-13T02:00:04.501Z lead: new columns 보류(아웃바운드)로 진입한 날짜",
+        "2025-03-13T02:00:05.902Z people: 429 요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.; "
+        "wait 8.30 s (Retry-After header)",
+        f"2025-03-13T02:00:14.233Z checkpoint saved: {cp} (phase crawl)",
+        "2025-03-13T02:00:20.870Z deal: 503 Service Unavailable; wait 2.00 s (backoff)",
+        "2025-03-13T02:00:31.004Z memo: 400 [bold]잘못된 요청[/bold] "
+        "[link=https://evil.example]click[/link]",
+        f"2025-03-13T02:00:31.010Z checkpoint saved: {cp} (phase crawl)",
+        "2025-03-13T02:01:12.448Z phase: webform",
+        "2025-03-13T02:01:29.966Z web forms: done · 6 forms · 0 new · 0 dropped · 1 skipped",
+        "2025-03-13T02:01:30.001Z finished: failed (exit 1): memo failed; the live DB is "
+        "untouched, the checkpoint is kept (--resume continues it)",
+    ]
+    log = root / "logs" / f"snapshot_{tag}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return log
+
+
 HELD_TAG = "20250314T020000Z-ee05"
 
 

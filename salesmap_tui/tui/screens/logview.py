@@ -75,12 +75,14 @@ class LogScreen(KeyedScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="log-header")
+        yield Static(id="log-match")
         yield Log(id="log-lines", highlight=False, auto_scroll=True)
         yield Input(placeholder="search (Enter: find, Esc: close)", id="log-search")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#log-search", Input).display = False
+        self.query_one("#log-match", Static).display = False
         self._header()
         self.load()
         self.set_interval(FOLLOW_S, self._follow_tick, name="log-follow")
@@ -107,6 +109,8 @@ class LogScreen(KeyedScreen):
         self.lines = []
         self.read_offset = 0
         self.loaded = False
+        self.match_line = None  # (the other file's line numbers)
+        self.query_one("#log-match", Static).display = False
         self.query_one("#log-lines", Log).clear()
         self._read()
 
@@ -205,4 +209,25 @@ class LogScreen(KeyedScreen):
             log = self.query_one("#log-lines", Log)
             log.auto_scroll = False
             log.scroll_to(y=max(self.match_line - 2, 0), animate=False)
+        self._show_match()
         self._header()
+
+    def _show_match(self) -> None:
+        """The matching line whole (wrapped), the text found in it marked: the log's own lines
+        are cut at the screen's edge, and nothing else says which one matched."""
+        panel = self.query_one("#log-match", Static)
+        if self.match_line is None or not 0 <= self.match_line < len(self.lines):
+            panel.display = False
+            return
+        line = self.lines[self.match_line]
+        text = Text(f"{self.match_line + 1:,}  ", "dim")
+        body = Text(line)
+        needle, folded = self.query_text.casefold(), line.casefold()
+        # (marked only where folding keeps the positions: "ß" folds to two letters)
+        start = folded.find(needle) if needle and len(folded) == len(line) else -1
+        while start >= 0:
+            body.stylize("bold reverse magenta", start, start + len(needle))
+            start = folded.find(needle, start + len(needle))
+        text.append_text(body)
+        panel.update(text)
+        panel.display = True
