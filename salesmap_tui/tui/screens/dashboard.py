@@ -41,6 +41,7 @@ from salesmap_tui.tui.format import (
     from_epoch,
     middle,
     parse_iso,
+    relativize,
     short,
     short_path,
     show_path,
@@ -644,7 +645,7 @@ class DashboardScreen(KeyedScreen):
         if not app.settings.token and not app.demo:
             text.append("  SALESMAP_TOKEN not set", "bold red")
         if app.demo:
-            text.append("  demo: local sandbox", "bold magenta")
+            text.append("  demo" if self.compact else "  demo: local sandbox", "bold magenta")
         return text
 
     def _phase_bar(self) -> Text:
@@ -782,7 +783,7 @@ class DashboardScreen(KeyedScreen):
         """A snapshot the shrink guard held back: which tables shrank, and what to press."""
         now = self.sapp.now()
         base = self.sapp.base_dir
-        width = 44 if not self.compact else 28
+        width = self._summary_width()
         title = Text("held back by the shrink guard", "bold yellow")
         title.append(" (exit 5): the live DB was not replaced", "yellow")
         grid = Table.grid(padding=(0, 1))
@@ -886,9 +887,16 @@ class DashboardScreen(KeyedScreen):
         parts.append(keys)
         return Group(*parts)
 
+    def _summary_width(self) -> int:
+        """Cells for a path in the summary's value column (cut in the middle to fit)."""
+        pane = self.query_one("#summary-scroll").size.width
+        if pane <= 0:
+            return 44 if not self.compact else 28
+        return max(pane - 16, 20)  # border, padding, scrollbar, the label column
+
     def _result_grid(self, result: RunResult) -> Table:
         base = self.sapp.base_dir
-        width = 44 if not self.compact else 28
+        width = self._summary_width()
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column()
@@ -897,7 +905,7 @@ class DashboardScreen(KeyedScreen):
         grid.add_row(Text("status"), status)
         if self.holder is not None:
             grid.add_row(Text("ran in"), Text(f"PID {self.holder.pid} (watched)", "magenta"))
-        grid.add_row(Text(""), Text(result.message))
+        grid.add_row(Text(""), Text(relativize(result.message, base)))
         if result.status == "interrupted":
             if self.checkpoint is not None:
                 grid.add_row(

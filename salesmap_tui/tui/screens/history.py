@@ -23,7 +23,15 @@ from salesmap_tui.tui.changes import (
     sparkline,
     table_series,
 )
-from salesmap_tui.tui.format import clock_time, count, duration, parse_iso, short, show_path
+from salesmap_tui.tui.format import (
+    clock_time,
+    count,
+    duration,
+    parse_iso,
+    short,
+    short_path,
+    show_path,
+)
 from salesmap_tui.tui.screens.base import AppScreen
 
 STATUS_STYLES = {
@@ -297,6 +305,8 @@ class HistoryScreen(AppScreen):
         grid.add_row(Text("outcome"), head)
         grid.add_row(Text("started"), Text(str(rec.get("started_at") or "-")))
         grid.add_row(Text("finished"), Text(str(rec.get("finished_at") or "-")))
+        pane = self.query_one("#history-detail-scroll").size.width
+        width = max((pane or self.app.size.width // 2) - 15, 24)  # border, padding, labels
         tables = rec.get("tables")
         if isinstance(tables, dict) and tables:
             t = Table(box=None, padding=(0, 1), show_edge=False, pad_edge=False)
@@ -318,7 +328,8 @@ class HistoryScreen(AppScreen):
         ):
             value = rec.get(key)
             if value:
-                grid.add_row(Text(label), Text(show_path(str(value), base)))
+                # cut in the middle to the pane's width: the file name stays
+                grid.add_row(Text(label), Text(short_path(show_path(str(value), base), width)))
         if "replaced" in rec:
             grid.add_row(Text("replaced"), Text("yes" if rec.get("replaced") else "no"))
         wf = rec.get("webform")

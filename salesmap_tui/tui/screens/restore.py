@@ -43,14 +43,14 @@ WIDE_COLUMNS = (
     ("as_of", "data as of", 16),
     ("run", "data of run", 21),
     ("rows", "rows", 0),
-    ("age", "age", 12),
+    ("age", "age", 14),
     ("size", "size", 10),
 )
 NARROW_COLUMNS = (
     ("as_of", "data as of", 11),
     ("run", "data of run", 21),
     ("rows", "rows", 0),
-    ("age", "age", 11),
+    ("age", "age", 14),
 )
 ROWS_MIN = 20
 
@@ -167,6 +167,8 @@ class RestoreScreen(AppScreen):
             self.set_status(Text("No backups yet: a full run makes one first.", style="dim"))
             self.query_one("#backup-detail", Static).update("")
         else:
+            if self.outcome is None and not self.busy:
+                self.set_status(Text("Choose a backup and press Enter.", style="dim"))
             self._describe(self.selected())
             self._peek()
 

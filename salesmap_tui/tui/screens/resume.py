@@ -21,6 +21,7 @@ from salesmap_tui.tui.format import (
     parse_iso,
     relativize,
     short,
+    short_path,
     show_path,
     size,
 )
@@ -34,7 +35,31 @@ def workspace(cp: Checkpoint | None) -> str:
         return "-"
     url = str(cp.settings.get("base_url") or "")
     host = urlsplit(url).netloc or url
-    return short(host or "-", 16)
+    return short(host or "-", 15)
+
+
+NARROW = 100  # below this many columns whether it can be resumed comes right after when
+
+# (label, width): every column fits 120 columns; at 80 the status follows the run tag and age,
+# the workspace and temp DB (both in the detail below) go last
+WIDE_COLUMNS = (
+    ("run tag", 21),
+    ("saved", 14),
+    ("workspace", 15),
+    ("phase", 8),
+    ("endpoints · rows", 17),
+    ("temp DB", 9),
+    ("status", 18),
+)
+NARROW_COLUMNS = (
+    ("run tag", 21),
+    ("saved", 14),
+    ("status", 18),
+    ("phase", 8),
+    ("endpoints · rows", 17),
+    ("workspace", 15),
+    ("temp DB", 9),
+)
 
 
 class ResumeScreen(AppScreen):
@@ -71,15 +96,25 @@ class ResumeScreen(AppScreen):
     def on_mount(self) -> None:
         self.query_one("#resume-list").border_title = "Checkpoints"
         self.query_one("#checkpoint-detail").border_title = "Detail"
-        table = self.query_one("#checkpoints", DataTable)
-        table.add_column("run tag", width=22)
-        table.add_column("saved", width=14)
-        table.add_column("workspace", width=16)
-        table.add_column("phase", width=8)
-        table.add_column("progress", width=26)
-        table.add_column("temp DB", width=8)
-        table.add_column("status", width=24)
+        self._columns: tuple[tuple[str, int], ...] = ()
+        self._layout_columns()
         self.reload()
+
+    def on_resize(self) -> None:
+        if self._layout_columns() and self.loaded:
+            self.show_checkpoints(self.all_checkpoints, self.live_mtime)
+
+    def _layout_columns(self) -> bool:
+        """The table's columns for this width; True when they changed."""
+        columns = NARROW_COLUMNS if self.app.size.width < NARROW else WIDE_COLUMNS
+        if columns == self._columns:
+            return False
+        self._columns = columns
+        table = self.query_one("#checkpoints", DataTable)
+        table.clear(columns=True)
+        for label, width in columns:
+            table.add_column(label, width=width, key=label)
+        return True
 
     def action_reload(self) -> None:
         self.reload()
@@ -152,7 +187,7 @@ class ResumeScreen(AppScreen):
             if cp is not None:
                 done = sum(1 for e in cp.endpoints.values() if e.done)
                 rows = sum(e.rows for e in cp.endpoints.values())
-                progress = Text(f"{done}/{len(cp.endpoints)} endpoints · {count(rows)} rows")
+                progress = Text(f"{done}/{len(cp.endpoints)} · {count(rows)} rows")
             else:
                 progress = Text("-")
             # a finished run is the normal case, not an alarm: its temp DB went live (dim)
@@ -168,23 +203,23 @@ class ResumeScreen(AppScreen):
                 status = Text("finished", style="dim")
             elif info.problem:
                 status = Text(
-                    short(relativize(info.problem, self.sapp.base_dir), 24), style="bold red"
+                    short(relativize(info.problem, self.sapp.base_dir), 18), style="bold red"
                 )
             elif stale:
-                status = Text(short(stale, 24), style="bold yellow")
+                status = Text(short(stale.replace("the ", ""), 18), style="bold yellow")
             else:
                 status = Text("can resume", style="green")
             dim = "dim" if is_done else ""
-            table.add_row(
-                Text(info.run_tag or info.path.name, style=dim),
-                Text(age(saved, now), style=dim),
-                Text(workspace(cp), style="dim"),
-                Text(cp.phase if cp else "-", style=dim),
-                progress if not is_done else Text(progress.plain, style="dim"),
-                temp,
-                status,
-                key=str(index),
-            )
+            cells = {
+                "run tag": Text(info.run_tag or info.path.name, style=dim),
+                "saved": Text(age(saved, now), style=dim),
+                "workspace": Text(workspace(cp), style="dim"),
+                "phase": Text(cp.phase if cp else "-", style=dim),
+                "endpoints · rows": progress if not is_done else Text(progress.plain, style="dim"),
+                "temp DB": temp,
+                "status": status,
+            }
+            table.add_row(*(cells[label] for label, _ in self._columns), key=str(index))
         if not self.checkpoints:
             more = f" {len(finished_runs)} finished: f shows them." if finished_runs else ""
             self.query_one("#checkpoint-detail", Static).update(
@@ -216,23 +251,30 @@ class ResumeScreen(AppScreen):
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column()
-        grid.add_row(Text("file"), Text(show_path(info.path, base)))
+        width = max(self.app.size.width - 22, 24)
+        grid.add_row(Text("file"), Text(short_path(show_path(info.path, base), width)))
         stale = self.flag(info)
         if stale:
             grid.add_row(Text("stale"), Text(stale, style="bold yellow"))
-        if info.problem:
+        cp = info.checkpoint
+        done = cp is not None and cp.done  # a finished run: nothing to resume, no alarm
+        if done:
+            grid.add_row(Text("status"), Text("finished: nothing to resume", style="dim"))
+        elif info.problem:
             grid.add_row(
                 Text("cannot resume"), Text(relativize(info.problem, base), style="bold red")
             )
-        cp = info.checkpoint
         if cp is not None:
-            temp = Text(show_path(cp.temp_db_path, base))
-            temp.append(
-                f" ({size(info.temp_db_size)})" if info.temp_db_exists else " (missing)",
-                "dim" if info.temp_db_exists else "red",
-            )
+            width = max(self.app.size.width - 22, 24)  # cut in the middle: the name stays
+            temp = Text(short_path(show_path(cp.temp_db_path, base), width))
+            if info.temp_db_exists:
+                temp.append(f" ({size(info.temp_db_size)})", "dim")
+            elif done:
+                temp.append(" (went live)", "dim")
+            else:
+                temp.append(" (missing)", "red")
             grid.add_row(Text("temp DB"), temp)
-            grid.add_row(Text("backup"), Text(show_path(cp.backup_path, base)))
+            grid.add_row(Text("backup"), Text(short_path(show_path(cp.backup_path, base), width)))
             grid.add_row(Text("started"), Text(cp.started_at or "-"))
             endpoints = Table(box=None, padding=(0, 1), show_edge=False)
             endpoints.add_column("endpoint")
