@@ -6,6 +6,19 @@ counts every request the run needed, the web forms' included (the web-form pass 
 crawl). With another client spending a share f of the workspace's budget on the same token, the
 interval is max(MIN_INTERVAL, window / (limit x (1 - f))): what is left of 100 per 10 s.
 
+That bound can be out of reach: where requests x interval and chain x latency nearly coincide,
+the others' requests must fit between the chain's, and a turn of the chain only has room for
+those at least 0.12 s from both its ends (a 0.3 s turn fits one; two stretch it to 0.36 s). So
+each cell also gets the achievable bound: `chain_floor` gives the shortest run any schedule
+could have with the cell's requests, its longest chain's answers as the server gave them and
+0.12 s between requests (a relaxation solved exactly; tests/test_bench_floor.py checks it
+against every schedule of small cases), and `window_floor` the same from the 100-per-10-s
+window alone. A cell whose achievable bound is over 1.05 x the issue's bound cannot reach 1.05
+by construction; the table marks it with *.
+
+The sandbox's latency is the whole answer's (counted from the request's arrival, its own work
+included), so `chain x latency` is what its chain of answers takes.
+
 The matrix: shapes x latency x another client's share. Each shape runs in its own sandbox
 process (limiter 100/10 s on); a first run with pacing off leaves the manifest a nightly run
 finds (so the engine knows which chain is longest); then each cell is a second run with the
@@ -53,6 +66,48 @@ SHAPES: dict[str, tuple[str, ...]] = {
     "long-deal": ("--scale", "150", "--counts", "deal=3000", "--forms", "2", "--submissions", "40"),
 }  # fmt: skip
 LATENCIES_MS = (0, 100, 300, 600, 1000)
+EPS = 1e-9
+
+
+def chain_floor(turns: list[float], others: int, gap: float, last: float) -> float:
+    """The shortest time a run can take (a lower bound) when one cursor chain has len(turns)
+    + 1 requests, request j + 1 leaving no sooner than turns[j] after request j (its answer
+    must be back), `others` requests of other chains come on top, every two requests leave at
+    least `gap` apart, and the run ends once the last answer, `last` after its request, is in.
+
+    Relaxation: the others' own chains and answers are ignored (that only lowers the bound).
+    Between two of the chain's requests turns[j] apart fit k others only if (k + 1) x gap <=
+    that distance, so a turn with k others takes max(turns[j], (k + 1) x gap); an other before
+    the chain's first request or after its last costs a whole gap. The cost of putting one
+    more other into a turn never decreases (convex), so taking the cheapest extra costs
+    greedily is exact for the relaxation.
+    """
+    base = sum(max(t, gap) for t in turns) + last
+    extra: list[float] = []  # the costs below one gap, every turn's, in any order
+    for t in turns:
+        have = max(t, gap)
+        k = 0
+        while k < others:
+            nxt = max(t, (k + 2) * gap)
+            cost = nxt - have
+            if cost >= gap - EPS:
+                break
+            extra.append(cost)
+            have, k = nxt, k + 1
+    extra.sort()
+    cheap = extra[:others]
+    return base + sum(cheap) + (others - len(cheap)) * gap
+
+
+def window_floor(requests: int, per_window: int, window: float, gap: float, last: float) -> float:
+    """A lower bound from the window alone: request k (from 0) leaves no sooner than
+    floor(k / per_window) windows plus (k mod per_window) gaps after the first."""
+    if requests <= 0 or per_window <= 0:
+        return 0.0
+    k = requests - 1
+    return (k // per_window) * window + (k % per_window) * gap + last
+
+
 OTHERS_PCT = (0, 40)
 
 
@@ -67,6 +122,7 @@ class Cell:
     chain: int
     chain_path: str
     chain_s: float  # the longest chain's own response times, summed (server side)
+    chain_turns: list[float]  # its pages' response times, in order (server side)
     other_share: float  # the other client's admitted requests / the window's budget
     pauses: int
     exit_code: int
@@ -94,6 +150,23 @@ class Cell:
     @property
     def nominal_bound(self) -> float:
         return max(self.pacer_bound, self.chain_bound)
+
+    @property
+    def achievable(self) -> float:
+        """The shortest run any scheduler could have here (`chain_floor`, `window_floor`)."""
+        if not self.chain_turns:
+            return self.nominal_bound
+        turns = self.chain_turns[:-1]  # between the chain's requests
+        last = self.chain_turns[-1]
+        others = self.requests - len(self.chain_turns)
+        floor = chain_floor(turns, others, MIN_INTERVAL, last)
+        free = int(RATE_LIMIT_REQUESTS * (1 - self.other_pct / 100))
+        lat = self.latency_ms / 1000
+        return max(floor, window_floor(self.requests, free, RATE_LIMIT_WINDOW, MIN_INTERVAL, lat))
+
+    @property
+    def achievable_ratio(self) -> float:
+        return self.seconds / self.achievable if self.achievable else float("nan")
 
     @property
     def ratio(self) -> float:
@@ -141,13 +214,24 @@ def one_cell(
     answered = [e for e in inside if e["status"] != 429]
     per_path = Counter(e["path"] for e in answered)
     served: dict[str, float] = {}
+    turns: dict[str, list[float]] = {}
     for e in answered:
         if e.get("done") is not None:
             served[e["path"]] = served.get(e["path"], 0.0) + e["done"] - e["t"]
+            turns.setdefault(e["path"], []).append(e["done"] - e["t"])
     path, chain_s = max(served.items(), key=lambda kv: kv[1]) if served else ("-", 0.0)
     chain = max(per_path.values()) if per_path else 0
     if per_path.get(path, 0) < chain:  # name the chain with most pages when they differ
         path = per_path.most_common(1)[0][0]
+    # the floor is taken over the chain that gives the highest one (most pages or slowest)
+    floor_path = path
+    if turns:
+        floor_path = max(
+            turns,
+            key=lambda p: chain_floor(
+                turns[p][:-1], len(answered) - len(turns[p]), MIN_INTERVAL, turns[p][-1]
+            ),
+        )
     seconds = c1 - c0
     budget = RATE_LIMIT_REQUESTS / RATE_LIMIT_WINDOW * max(seconds, 1e-9)
     rows = sum(t.get("rows", 0) for t in result.tables.values())
@@ -161,6 +245,7 @@ def one_cell(
         chain=chain,
         chain_path=path,
         chain_s=chain_s,
+        chain_turns=turns.get(floor_path, []),
         other_share=stats.get("other_admitted", 0) / budget if other else 0.0,
         pauses=pauses,
         exit_code=result.exit_code,
@@ -215,43 +300,58 @@ def main() -> int:
                             f"  {ms:>5g} ms, other {other:>2}%: {cell.seconds:6.2f} s, "
                             f"{cell.requests} requests (+{cell.n429} 429), chain {cell.chain} "
                             f"({cell.chain_path}); bound {cell.bound:6.2f} s; "
-                            f"ratio {cell.ratio:.3f} (nominal {cell.nominal_ratio:.3f}); "
+                            f"ratio {cell.nominal_ratio:.3f} against the issue's bound, "
+                            f"{cell.achievable_ratio:.3f} against the achievable "
+                            f"{cell.achievable:.2f} s (served {cell.ratio:.3f}); "
                             f"exit {cell.exit_code}",
                             flush=True,
                         )
 
     print()
     print(
-        "ratio = time / max(requests x interval, chain served); chain served = the longest "
-        "chain's server times (latency + the sandbox's own work), summed; nominal = the same "
-        "with chain x configured latency; interval = "
+        "bound = the issue's: max(requests x interval, chain x configured latency); achievable "
+        "= the shortest run any schedule could have with these requests, the chain's answers "
+        "as the server gave them and 0.12 s between requests (chain_floor, window_floor); "
+        "served = max(requests x interval, the chain's answer times summed); interval = "
         f"max({MIN_INTERVAL}, {RATE_LIMIT_WINDOW:g} s / ({RATE_LIMIT_REQUESTS} x (1 - other))); "
-        "rate use = (requests / time) x interval"
+        "rate use = (requests / time) x interval; * = the achievable run is over 1.05 x the "
+        "issue's bound: that cell cannot reach 1.05 by construction"
     )
     head = (
         f"| {'shape':<10} | {'latency':>7} | {'other':>5} | {'reqs':>4} | {'429s':>4} | "
-        f"{'chain':>5} | {'pacer b.':>8} | {'chain b.':>8} | {'served':>7} | {'time':>7} | "
-        f"{'ratio':>6} | {'nominal':>7} | {'rate use':>8} | {'other got':>9} | {'exit':>4} |"
+        f"{'chain':>5} | {'bound':>7} | {'achiev.':>8} | {'served':>7} | {'time':>7} | "
+        f"{'vs bound':>8} | {'vs achiev.':>10} | {'vs served':>9} | {'rate use':>8} | "
+        f"{'other got':>9} | {'exit':>4} |"
     )
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
     for c in cells:
+        star = "*" if c.achievable > 1.05 * c.nominal_bound else " "
         print(
             f"| {c.shape:<10} | {c.latency_ms:>5g}ms | {c.other_pct:>4}% | {c.requests:>4} | "
-            f"{c.n429:>4} | {c.chain:>5} | {c.pacer_bound:>7.2f}s | {c.chain_bound:>7.2f}s | "
-            f"{c.chain_s:>6.2f}s | {c.seconds:>6.2f}s | {c.ratio:>6.3f} | "
-            f"{c.nominal_ratio:>7.3f} | {c.rate_use:>8.2f} | "
+            f"{c.n429:>4} | {c.chain:>5} | {c.nominal_bound:>6.2f}s | "
+            f"{c.achievable:>6.2f}s{star} | "
+            f"{c.bound:>6.2f}s | {c.seconds:>6.2f}s | {c.nominal_ratio:>8.3f} | "
+            f"{c.achievable_ratio:>10.3f} | {c.ratio:>9.3f} | {c.rate_use:>8.2f} | "
             f"{c.other_share:>8.0%} | {c.exit_code:>4} |"
         )
-    worst = max(cells, key=lambda c: c.ratio)
-    verdict = "met" if worst.ratio <= 1.05 else "MISSED"
-    nominal = max(cells, key=lambda c: c.nominal_ratio)
+    worst = max(cells, key=lambda c: c.nominal_ratio)
+    verdict = "met" if worst.nominal_ratio <= 1.05 else "MISSED"
+    ach = max(cells, key=lambda c: c.achievable_ratio)
+    ach_verdict = "met" if ach.achievable_ratio <= 1.05 else "MISSED"
     print(
-        f"\nworst cell: {worst.shape}, {worst.latency_ms:g} ms, other {worst.other_pct}%: "
-        f"ratio {worst.ratio:.3f} (goal <= 1.05: {verdict}); worst against the nominal bound: "
-        f"{nominal.shape}, {nominal.latency_ms:g} ms, other {nominal.other_pct}%: "
-        f"{nominal.nominal_ratio:.3f}"
+        f"\nworst against the issue's bound: {worst.shape}, {worst.latency_ms:g} ms, other "
+        f"{worst.other_pct}%: {worst.nominal_ratio:.3f} (goal <= 1.05: {verdict}); worst "
+        f"against the achievable: {ach.shape}, {ach.latency_ms:g} ms, other {ach.other_pct}%: "
+        f"{ach.achievable_ratio:.3f} (<= 1.05: {ach_verdict})"
     )
+    unreachable = [c for c in cells if c.achievable > 1.05 * c.nominal_bound]
+    for c in unreachable:
+        print(
+            f"  by construction over 1.05: {c.shape}, {c.latency_ms:g} ms, other {c.other_pct}%: "
+            f"no schedule beats {c.achievable:.2f} s = {c.achievable / c.nominal_bound:.3f} x "
+            "the issue's bound"
+        )
     failed = [c for c in cells if c.exit_code != 0]
     if failed:
         print(f"runs that did not exit 0: {len(failed)}")

@@ -489,6 +489,10 @@ class SalesmapClient:
                 # in-flight place were given back when the answer came)
                 await self._sleep(wait_s)
 
+    async def until_on_wire(self, timeout: float = 0.05) -> None:
+        """Return once the request granted last is on the wire (at most `timeout`)."""
+        await self._pacer.until_on_wire(timeout)
+
     async def fetch_page(
         self, spec: EndpointSpec, cursor: str | None, priority: Priority | None = None
     ) -> Page:

@@ -146,6 +146,7 @@ class Pacer:
         self._unconfirmed: float | None = None  # the latest grant not known to be sent yet
         self._halted = False  # the token was rejected: nothing more leaves in this run
         self._prep: deque[float] = deque(maxlen=PREP_SAMPLES)  # grant -> ready to write
+        self._on_wire: list[asyncio.Future[None]] = []  # waiting for the grant to be sent
 
     # --- requests in flight -------------------------------------------------------------------
     def set_concurrency(self, concurrency: int | None) -> None:
@@ -181,6 +182,7 @@ class Pacer:
         self.in_flight = max(0, self.in_flight - 1)
         if granted_at is not None and granted_at == self._unconfirmed:
             self._unconfirmed = None  # answered, so it was sent
+            self._wake_on_wire()
         if latency_s is not None and latency_s >= 0:
             self._latencies.append(latency_s)
         if self._pending:
@@ -348,6 +350,27 @@ class Pacer:
         if seconds >= 0:
             self._prep.append(seconds)
 
+    async def until_on_wire(self, timeout: float) -> None:
+        """Wait (at most `timeout`) until the latest grant is on the wire: work that can wait
+        (writing a page on another thread) then leaves it the event loop and the GIL."""
+        if self._unconfirmed is None or self._sleep is not asyncio.sleep:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._on_wire.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            if fut in self._on_wire:
+                self._on_wire.remove(fut)
+
+    def _wake_on_wire(self) -> None:
+        waiting, self._on_wire = self._on_wire, []
+        for fut in waiting:
+            if not fut.done():
+                fut.set_result(None)
+
     def send_delay(self, granted_at: float) -> float | None:
         """Seconds a request granted at `granted_at` holds its headers back (its slot is still
         ahead), or None when a workspace pause began since: it must ask the pacer again."""
@@ -461,6 +484,7 @@ class Pacer:
         confirmed = granted_at == self._unconfirmed
         if confirmed:
             self._unconfirmed = None
+            self._wake_on_wire()
         if now - granted_at > LATE_SEND_S and (self._last_slot is None or now > self._last_slot):
             self._last_slot = now
             self._assign(now)

@@ -11,15 +11,18 @@ untrusted: identifiers are always quoted, values always bound.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from salesmap_tui.config import SQLITE_MAX_COLUMNS
 from salesmap_tui.engine.errors import SalesmapTuiError, printable
@@ -30,6 +33,7 @@ from salesmap_tui.engine.files import (
     remove_planted_links,
 )
 
+_T = TypeVar("_T")
 EXTRA_COLUMN = "_extra"
 PAYLOAD_COLUMN = "payload"
 ID_COLUMN = "id"
@@ -569,6 +573,35 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     return value
+
+
+class WriteThread:
+    """One thread that writes the crawl's pages to the temp DB while the event loop goes on.
+
+    SQLite keeps one writer connection (the run's); during the crawl its page writes run here,
+    one job at a time in the order they are handed in, each holding `lock`. Whatever else touches
+    the connection meanwhile (the checkpoint's row counts, the web-form pass's bookkeeping) takes
+    `lock` too, so no statement ever runs inside another's transaction. A page's checkpoint is
+    taken only after its job returned, so a checkpoint never names a cursor whose page is not
+    committed. `close` waits for the job running (a cancelled crawl never leaves one behind
+    writing to a connection about to close) and drops those not started.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="temp-db-writer")
+
+    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """`fn(*args)` on the writer thread, under `lock`; its result (or exception)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._locked, fn, args)
+
+    def _locked(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:
+        with self.lock:
+            return fn(*args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def prepare_connection(path: Path) -> sqlite3.Connection:

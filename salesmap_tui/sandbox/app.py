@@ -522,8 +522,12 @@ class SandboxApp:
         if st.jitter_ms:
             x = h(st.config.seed, tag("jitter"), tag(f"{path}?{cursor or ''}"), n)
             delay += st.jitter_ms * ((x >> 11) / float(1 << 53))
-        if delay > 0:
-            await asyncio.sleep(delay / 1000)
+        # the latency is the whole answer's: counted from the request's arrival, so the time
+        # the sandbox spent making the page is part of it (as a real server's would be)
+        entry = _ENTRY.get()
+        spent = time.monotonic() - entry[0] if entry is not None else 0.0
+        if delay / 1000 > spent:
+            await asyncio.sleep(delay / 1000 - spent)
         return resp
 
     # --- /_sandbox controls ---------------------------------------------------------------------

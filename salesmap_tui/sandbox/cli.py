@@ -82,7 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="another client on the same token spends N requests per rate window (0)",
     )
     parser.add_argument(
-        "--latency-ms", type=float, default=0.0, help="delay added to every API response (0)"
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="how long every API answer takes from its request's arrival, the sandbox's own "
+        "work included (0)",
     )
     parser.add_argument(
         "--jitter-ms", type=float, default=0.0, help="extra seeded random delay, 0..N ms (0)"

@@ -2,11 +2,15 @@
 
 A page is written and committed before the checkpoint may move past it; the run that owns the
 crawl (`SnapshotRun`) supplies the settings, the endpoints' states and the reporting callbacks.
+Pages are written on one writer thread (`WriteThread`) while the chain's next request is
+already on its way: a chain's turn is its response time, not its response time plus a write,
+and a write never holds the event loop when another request's slot comes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +23,7 @@ from salesmap_tui.engine.crashpoints import crashpoint
 from salesmap_tui.engine.endpoints import LEAD, PEOPLE, EndpointSpec
 from salesmap_tui.engine.errors import RunCancelled, SalesmapTuiError, TokenRejected
 from salesmap_tui.engine.runs.webform_pass import WebformPass
-from salesmap_tui.engine.writer import TableWriter
+from salesmap_tui.engine.writer import TableWriter, WriteStats, WriteThread
 
 PAGE_SIZE_GUESS = {LEAD.name: 10}
 
@@ -68,18 +72,29 @@ async def crawl(host: CrawlHost, client: SalesmapClient, forms: WebformPass | No
     for ep in host.endpoints.values():
         host.progress(ep, "done" if ep.state.done else "waiting")
     todo.sort(key=lambda ep: ep.chain_guess, reverse=True)
+    db = WriteThread()
+    if forms is not None:
+        forms.use_writer(db)
     try:
         async with asyncio.TaskGroup() as group:
             if forms is not None:
                 group.create_task(forms.run(client, group))
             for ep in todo:
-                group.create_task(crawl_endpoint(host, client, ep, forms))
+                group.create_task(crawl_endpoint(host, client, ep, forms, db))
     except BaseExceptionGroup as eg:
         raise eg.exceptions[0] from None
+    finally:
+        db.close()  # the write in progress ends before the connection can be closed
+        if forms is not None:
+            forms.use_writer(None)
 
 
 async def crawl_endpoint(
-    host: CrawlHost, client: SalesmapClient, ep: Endpoint, forms: WebformPass | None = None
+    host: CrawlHost,
+    client: SalesmapClient,
+    ep: Endpoint,
+    forms: WebformPass | None = None,
+    db: WriteThread | None = None,
 ) -> None:
     assert ep.writer is not None
     ep.started = time.monotonic()
@@ -92,20 +107,36 @@ async def crawl_endpoint(
                     f"/{ep.spec.name} answered with a nextCursor; only its first page is "
                     "read (as the seed does)"
                 )
-            commit_page(host, ep, page.records, None)
+            await commit_page(host, ep, page.records, None, db, client)
         else:
             # the longest remaining chain goes first at the pacer, too
             chain = client.iter_pages(ep.spec, ep.state.cursor, lambda: ep.chain_guess)
-            async for page in chain:
-                if host.cancel.is_set():
-                    raise RunCancelled("cancelled")
-                commit_page(host, ep, page.records, page.next_cursor)
-                if forms is not None and ep.spec.name == PEOPLE.name:
-                    forms.discover(page.records)  # their forms start now, not after the crawl
+            # the page before, being committed while the next one is fetched (at most one)
+            pending: asyncio.Task[None] | None = None
+            try:
+                async for page in chain:
+                    if host.cancel.is_set():
+                        raise RunCancelled("cancelled")
+                    if pending is not None:
+                        await pending  # committed long since, normally; its failure is ours
+                    pending = asyncio.create_task(
+                        _commit_and_discover(
+                            host, ep, page.records, page.next_cursor, forms, db, client
+                        )
+                    )
+                if pending is not None:
+                    await pending
+            finally:
+                # a page whose commit did not finish is not checkpointed: a resume fetches it
+                # again (pages are upserted by id)
+                if pending is not None and not pending.done():
+                    pending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await pending
         ep.state.done = True
         host.progress(ep, "done")
         host.write_log(f"{ep.spec.name}: done, {ep.state.pages} pages, {ep.state.rows} rows")
-        host.save_checkpoint()
+        _save_checkpoint(host, db)
     except (RunCancelled, TokenRejected):
         raise
     except SalesmapTuiError as exc:
@@ -114,12 +145,51 @@ async def crawl_endpoint(
         host.progress(ep, "failed")
 
 
-def commit_page(
-    host: CrawlHost, ep: Endpoint, records: list[dict[str, Any]], cursor: str | None
+async def _commit_and_discover(
+    host: CrawlHost,
+    ep: Endpoint,
+    records: list[dict[str, Any]],
+    cursor: str | None,
+    forms: WebformPass | None,
+    db: WriteThread | None,
+    client: SalesmapClient,
 ) -> None:
+    await commit_page(host, ep, records, cursor, db, client)
+    if forms is not None and ep.spec.name == PEOPLE.name:
+        forms.discover(records)  # their forms start now, not after the crawl
+
+
+def _write(ep: Endpoint, records: list[dict[str, Any]]) -> WriteStats:
     assert ep.writer is not None
     stats = ep.writer.write_page(records)
     crashpoint(f"page:{ep.spec.name}")
+    return stats
+
+
+def _save_checkpoint(host: CrawlHost, db: WriteThread | None) -> None:
+    # it counts rows on the connection: never inside a page's transaction on the writer thread
+    with db.lock if db is not None else contextlib.nullcontext():
+        host.save_checkpoint()
+
+
+async def commit_page(
+    host: CrawlHost,
+    ep: Endpoint,
+    records: list[dict[str, Any]],
+    cursor: str | None,
+    db: WriteThread | None = None,
+    client: SalesmapClient | None = None,
+) -> None:
+    """Write and commit one page (on `db`'s thread when given), then move the endpoint's state
+    past it; a checkpoint is due every `checkpoint_interval` pages."""
+    if db is None:
+        stats = _write(ep, records)
+    else:
+        if client is not None:
+            # the chain's next request (granted as this page came in) leaves first: turning
+            # records into rows holds the GIL, which would delay it by a few milliseconds
+            await client.until_on_wire()
+        stats = await db.run(_write, ep, records)
     if stats.new_columns and ep.state.pages:
         host.write_log(f"{ep.spec.name}: new columns {', '.join(stats.new_columns)}")
     # the page is committed: only now may the checkpoint move past it
@@ -131,4 +201,4 @@ def commit_page(
     ep.pages_since_checkpoint += 1
     if ep.pages_since_checkpoint >= host.settings.checkpoint_interval:
         ep.pages_since_checkpoint = 0
-        host.save_checkpoint()
+        _save_checkpoint(host, db)

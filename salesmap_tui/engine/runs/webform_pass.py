@@ -17,6 +17,7 @@ be repeated after a kill with the same result. `_webform_pass` is dropped at fin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from salesmap_tui.engine.endpoints import WEBFORM_LIST, webform_submit_spec
 from salesmap_tui.engine.errors import ApiError, RunCancelled, TokenRejected, printable
 from salesmap_tui.engine.events import EventSink, WebformProgress, WebformResult
 from salesmap_tui.engine.runtag import utc_now_iso
+from salesmap_tui.engine.writer import WriteThread
 
 STATE_TABLE = "_webform_pass"
 STATE_SQL = f"""
@@ -79,23 +81,38 @@ class WebformPass:
         self._client: SalesmapClient | None = None
         self._started: set[str] = set()
         self._done = 0
+        self._db: WriteThread | None = None
         webform.ensure_table(conn)
         conn.execute(STATE_SQL)
 
     # --- state -----------------------------------------------------------------------------------
+    def use_writer(self, db: WriteThread | None) -> None:
+        """During the crawl pages are committed on `db`'s thread; every other statement here
+        takes its lock (None: after the crawl, everything runs on the caller's thread)."""
+        self._db = db
+
+    def _locked(self) -> contextlib.AbstractContextManager[object]:
+        return self._db.lock if self._db is not None else contextlib.nullcontext()
+
     def _status(self, form_id: str) -> str | None:
-        row = self.conn.execute(
-            f"SELECT status FROM {STATE_TABLE} WHERE webFormId = ?", (form_id,)
-        ).fetchone()
+        with self._locked():
+            row = self.conn.execute(
+                f"SELECT status FROM {STATE_TABLE} WHERE webFormId = ?", (form_id,)
+            ).fetchone()
         return None if row is None else str(row[0])
 
     def _set(self, form_id: str, status: str, error: str | None = None) -> None:
-        self.conn.execute(
-            f"UPDATE {STATE_TABLE} SET status = ?, error = ? WHERE webFormId = ?",
-            (status, error, form_id),
-        )
+        with self._locked():
+            self.conn.execute(
+                f"UPDATE {STATE_TABLE} SET status = ?, error = ? WHERE webFormId = ?",
+                (status, error, form_id),
+            )
 
     def _known(self, form_id: str, name: str, listed: bool, expected: int | None) -> None:
+        with self._locked():
+            self._known_unlocked(form_id, name, listed, expected)
+
+    def _known_unlocked(self, form_id: str, name: str, listed: bool, expected: int | None) -> None:
         self.conn.execute(
             f"INSERT INTO {STATE_TABLE} (webFormId, name, listed, expected, status) "
             "VALUES (?, ?, ?, ?, 'waiting') ON CONFLICT (webFormId) DO UPDATE SET "
@@ -105,17 +122,18 @@ class WebformPass:
         )
 
     def _progress(self) -> None:
-        total = int(
-            self.conn.execute(
-                f"SELECT COUNT(*) FROM {STATE_TABLE} WHERE webFormId != ?", (LIST_ROW,)
-            ).fetchone()[0]
-        )
-        done, dropped, skipped = self.conn.execute(
-            f"SELECT COUNT(*), coalesce(SUM(dropped), 0), "
-            f"coalesce(SUM(status = 'skipped'), 0) FROM {STATE_TABLE} "
-            "WHERE webFormId != ? AND status IN ('done', 'skipped')",
-            (LIST_ROW,),
-        ).fetchone()
+        with self._locked():
+            total = int(
+                self.conn.execute(
+                    f"SELECT COUNT(*) FROM {STATE_TABLE} WHERE webFormId != ?", (LIST_ROW,)
+                ).fetchone()[0]
+            )
+            done, dropped, skipped = self.conn.execute(
+                f"SELECT COUNT(*), coalesce(SUM(dropped), 0), "
+                f"coalesce(SUM(status = 'skipped'), 0) FROM {STATE_TABLE} "
+                "WHERE webFormId != ? AND status IN ('done', 'skipped')",
+                (LIST_ROW,),
+            ).fetchone()
         # rows are counted once the people filter has run (`finish`)
         self.on_event(WebformProgress(int(done), total, 0, int(dropped), int(skipped)))
 
@@ -125,21 +143,24 @@ class WebformPass:
         self._client, self._group = client, group
         # forms a resumed run already knows, and those named in people already crawled
         self.discover_from_table()
-        rows = self.conn.execute(
-            f"SELECT webFormId, name, expected, pages FROM {STATE_TABLE} "
-            f"WHERE webFormId != ? AND status IN {UNFINISHED}",
-            (LIST_ROW,),
-        ).fetchall()
+        with self._locked():
+            rows = self.conn.execute(
+                f"SELECT webFormId, name, expected, pages FROM {STATE_TABLE} "
+                f"WHERE webFormId != ? AND status IN {UNFINISHED}",
+                (LIST_ROW,),
+            ).fetchall()
         for form_id, name, expected, pages in rows:
             self._start(_Form(str(form_id), str(name or ""), expected, int(pages)))
         if self._status(LIST_ROW) != "done":
             await self._fetch_list(client)
 
     async def _fetch_list(self, client: SalesmapClient) -> None:
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO {STATE_TABLE} (webFormId, status, dropped) VALUES (?, ?, 0)",
-            (LIST_ROW, "fetching"),
-        )
+        with self._locked():
+            self.conn.execute(
+                f"INSERT OR REPLACE INTO {STATE_TABLE} (webFormId, status, dropped) "
+                "VALUES (?, ?, 0)",
+                (LIST_ROW, "fetching"),
+            )
         listed: list[_Form] = []
         dropped = 0
         try:
@@ -160,14 +181,15 @@ class WebformPass:
             self._set(LIST_ROW, "failed", f"web form list: {exc}")
             self.log(f"web form list failed: {exc}")
             return
-        self.conn.execute("BEGIN")
-        for form in listed:
-            self._known(form.form_id, form.name, True, form.expected)
-        self.conn.execute(
-            f"UPDATE {STATE_TABLE} SET status = 'done', dropped = ? WHERE webFormId = ?",
-            (dropped, LIST_ROW),
-        )
-        self.conn.execute("COMMIT")
+        with self._locked():
+            self.conn.execute("BEGIN")
+            for form in listed:
+                self._known_unlocked(form.form_id, form.name, True, form.expected)
+            self.conn.execute(
+                f"UPDATE {STATE_TABLE} SET status = 'done', dropped = ? WHERE webFormId = ?",
+                (dropped, LIST_ROW),
+            )
+            self.conn.execute("COMMIT")
         for form in listed:
             self._start(form)
         self._progress()
@@ -181,12 +203,18 @@ class WebformPass:
                     self._start(_Form(form_id, "", None))
 
     def discover_from_table(self) -> None:
+        with self._locked():
+            self._discover_from_table()
+
+    def _discover_from_table(self) -> None:
         if not webform.table_exists(self.conn, "people"):
             return
         if webform.FORMS_KEY not in webform.table_columns(self.conn, "people"):
             return
         quoted = '"' + webform.FORMS_KEY + '"'
-        for (raw,) in self.conn.execute(f"SELECT {quoted} FROM people").fetchall():
+        with self._locked():
+            raws = self.conn.execute(f"SELECT {quoted} FROM people").fetchall()
+        for (raw,) in raws:
             for form_id in _named_forms(raw):
                 if form_id not in self._started and self._status(form_id) is None:
                     self._known(form_id, "", False, None)
@@ -203,16 +231,32 @@ class WebformPass:
 
     async def _chain(self, client: SalesmapClient, form: _Form) -> None:
         form_id = form.form_id
-        row = self.conn.execute(
-            f"SELECT cursor, pages FROM {STATE_TABLE} WHERE webFormId = ?", (form_id,)
-        ).fetchone()
+        with self._locked():
+            row = self.conn.execute(
+                f"SELECT cursor, pages FROM {STATE_TABLE} WHERE webFormId = ?", (form_id,)
+            ).fetchone()
         cursor, form.pages = (row[0], int(row[1])) if row else (None, 0)
         self._set(form_id, "fetching")
         spec = webform_submit_spec(form_id)
+        # the page before, being committed while the next one is fetched (at most one)
+        pending: asyncio.Task[None] | None = None
         try:
             pages = client.iter_pages(spec, cursor, lambda: form.chain_guess)
-            async for page in pages:
-                self._commit(form, page.records, page.next_cursor)
+            try:
+                async for page in pages:
+                    if pending is not None:
+                        await pending
+                    pending = asyncio.create_task(
+                        self._commit_async(form, page.records, page.next_cursor)
+                    )
+                if pending is not None:
+                    await pending
+            finally:
+                # a page whose commit did not finish keeps the cursor before it (fetched again)
+                if pending is not None and not pending.done():
+                    pending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await pending
             self._set(form_id, "done")
         except (TokenRejected, RunCancelled):
             raise
@@ -225,6 +269,16 @@ class WebformPass:
         except Exception as exc:
             self._set(form_id, "failed", f"web form {printable(form_id)}: {exc}")
         self._progress()
+
+    async def _commit_async(
+        self, form: _Form, subs: list[dict[str, Any]], cursor: str | None
+    ) -> None:
+        if self._db is None:
+            self._commit(form, subs, cursor)
+        else:
+            if self._client is not None:
+                await self._client.until_on_wire()  # the form's next request leaves first
+            await self._db.run(self._commit, form, subs, cursor)
 
     def _commit(self, form: _Form, subs: list[dict[str, Any]], cursor: str | None) -> None:
         """One page of submissions and the form's cursor after it, in one transaction."""
