@@ -101,7 +101,7 @@ class DashboardScreen(KeyedScreen):
         Binding("i", "let_in", "Let in", id="dashboard.let_in"),
         Binding("D", "discard_held", "Discard", id="dashboard.discard"),
         Binding("c", "cancel_run", "Cancel", id="dashboard.cancel"),
-        Binding("x", "stop_attached", "Stop it safely", id="dashboard.stop"),
+        Binding("x", "stop_attached", "Stop safely", id="dashboard.stop"),
         Binding("l", "open_log", "Log", id="dashboard.log"),
         Binding("s", "app.switch_mode('resume')", "Resume", id="dashboard.resume"),
         Binding("b", "app.switch_mode('restore')", "Backups", id="dashboard.restore"),
@@ -263,7 +263,8 @@ class DashboardScreen(KeyedScreen):
         if action == "stop_attached":
             return watching
         if action == "start_run":
-            return None if (app.run_active or watching) else True
+            # while watching another process's run: hidden (its footer needs x at 80 columns)
+            return False if watching else (None if app.run_active else True)
         if action == "open_log":
             return self.log_path() is not None
         if action in ("let_in", "discard_held"):
@@ -688,9 +689,12 @@ class DashboardScreen(KeyedScreen):
         if expected is None:
             text.append(f"{count(done)} rows", "bold")
             if view.active and view.phase in (None, "lock", "backup", "prepare", "crawl"):
-                text.append(
-                    " · first run: no previous snapshot to estimate the total from", "dim italic"
+                words = (
+                    "first run: no ETA (no previous snapshot)"
+                    if self.compact
+                    else "first run: no previous snapshot to estimate the total from"
                 )
+                text.append(f" · {words}", "dim italic")
             return text
         fraction = view.overall_fraction() or 0.0
         # an endpoint the previous snapshot had no count for makes the total a lower bound
