@@ -91,3 +91,19 @@ async def test_a_pause_that_begins_after_the_grant_sends_the_request_back() -> N
     await vt.run([scenario()])
     paused_at, again = out
     assert again >= paused_at + 2.0 - EPS  # not before the hint has passed
+
+
+def test_a_new_run_derives_its_in_flight_cap_from_its_own_answers() -> None:
+    """A run after one against a fast server (the same workspace, the same process) must not
+    start with that run's cap: at 0.3 s latency a cap of 2 halves the rate until 64 answers."""
+    vt = VirtualTime()
+    pacer = Pacer(0.12, 100, 10.0, clock=vt.clock, sleep=vt.sleep)
+    pacer.set_concurrency(0)
+    for _ in range(10):
+        pacer.release(0.01)  # the first run's answers: 10 ms
+    assert pacer.max_in_flight() == 2
+    pacer.begin_run(None, 0)
+    assert pacer.max_in_flight() == 16  # nothing to go by yet: the pacer's rules bind
+    for _ in range(5):
+        pacer.release(0.3)
+    assert pacer.max_in_flight() == 4  # ceil(8.33 x 0.3) + 1

@@ -451,7 +451,8 @@ class Pacer:
         concurrency: int | None = None,
     ) -> None:
         """Count requests afresh for a new run; the grants that constrain the next slot stay,
-        and so do a pause still running and the budget a 429 lowered (they are the workspace's).
+        and so do a pause still running and the budget a 429 lowered (they are the workspace's);
+        the latencies the in-flight cap is derived from start afresh.
         """
         self._on_stats = on_stats
         self._started = self._clock()
@@ -465,6 +466,9 @@ class Pacer:
         self._concurrency = concurrency
         self._unconfirmed = None
         self._halted = False
+        # the cap is derived from this run's answers: an earlier run's latencies (another hour,
+        # another server load) would hold it too low, or too high, until 64 new ones came in
+        self._latencies.clear()
 
     @property
     def off(self) -> bool:
