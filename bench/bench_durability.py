@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import SandboxProcess, machine, rerun_line, settings_for, stamp
 
-from salesmap_tui.engine import checkpoint, snapshot, writer
+from salesmap_tui.engine import checkpoint, writer
 from salesmap_tui.engine.api import run_snapshot
+from salesmap_tui.engine.runs import snapshot
 
 REAL_SYNC = checkpoint.sync_sqlite_files
 REAL_PREPARE = writer.prepare_connection

@@ -31,7 +31,7 @@ from _common import SandboxProcess, machine, rerun_line, settings_for, stamp
 
 from salesmap_tui.config import MIN_INTERVAL, RATE_LIMIT_REQUESTS, RATE_LIMIT_WINDOW
 from salesmap_tui.engine.events import RequestRetried
-from salesmap_tui.engine.snapshot import run_snapshot
+from salesmap_tui.engine.runs.snapshot import run_snapshot
 
 GAP_GOAL = 0.115
 SENT: list[float] = []  # when the engine handed each request to its transport

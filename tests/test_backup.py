@@ -21,12 +21,12 @@ from salesmap_tui.engine.backup import (
     apply_retention,
     list_backups,
     make_backup,
-    restore_backup,
     verify_backup,
 )
 from salesmap_tui.engine.errors import BadBackup, LockHeld
 from salesmap_tui.engine.events import BackupMade, EngineEvent
 from salesmap_tui.engine.history import HistoryEntry, read_history
+from salesmap_tui.engine.runs.restore import restore_backup
 from salesmap_tui.engine.writer import TableWriter, prepare_connection
 
 T1, T2, T3 = "20260101T000000Z-0001", "20260102T000000Z-0002", "20260103T000000Z-0003"
@@ -236,10 +236,13 @@ def test_restore_swaps_in_and_backs_up_the_live_db(tmp_path: Path) -> None:
     check = tmp_path / "check.db"
     check.write_bytes(gzip.decompress(result.previous_backup_path.read_bytes()))
     assert deal_labels(check) == {"live"}
-    # the history record
+    # the history records: `running` first (a restore that dies is closed by the next run),
+    # then its outcome; and the restore's own run log
     entries = [e for e in read_history(s.history_path) if isinstance(e, HistoryEntry)]
-    assert len(entries) == 1
-    rec = entries[0].record
+    assert [e.record["status"] for e in entries] == ["running", "done"]
+    rec = entries[-1].record
+    assert entries[0].record["run_tag"] == rec["run_tag"]
+    assert rec["log_path"] and "restore" in Path(rec["log_path"]).read_text()
     assert rec["kind"] == "restore" and rec["status"] == "done" and rec["replaced"] is True
     assert rec["run_tag"] == result.run_tag
     assert rec["backup_path"] == str(result.previous_backup_path)
@@ -309,5 +312,5 @@ def test_restore_failure_keeps_the_live_db(tmp_path: Path) -> None:
     assert s.db_path.read_bytes() == before
     assert not v.temp_path.exists()
     entries = [e for e in read_history(s.history_path) if isinstance(e, HistoryEntry)]
-    assert [e.record["status"] for e in entries] == ["failed"]
-    assert entries[0].record["error_count"] == 1
+    assert [e.record["status"] for e in entries] == ["running", "failed"]
+    assert entries[-1].record["error_count"] == 1

@@ -18,8 +18,8 @@ print("TEXTUAL_MODULES=" + ",".join(bad))
 @pytest.mark.parametrize(
     "body",
     [
-        "import salesmap_tui.engine.api, salesmap_tui.engine.snapshot",
-        "import salesmap_tui.commands",
+        "import salesmap_tui.engine.api, salesmap_tui.engine.runs.snapshot",
+        "import salesmap_tui.cli.commands",
         # a whole headless command, parsed and run the way the console script does
         "from salesmap_tui.cli import main\nmain(['history', '--log-dir', sys.argv[1]])",
     ],

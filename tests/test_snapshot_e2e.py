@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from salesmap_tui.engine import files, snapshot
+from salesmap_tui.engine import files
 from salesmap_tui.engine.events import (
     BackupMade,
     CheckpointSaved,
@@ -21,6 +21,7 @@ from salesmap_tui.engine.events import (
     RunStarted,
 )
 from salesmap_tui.engine.history import HistoryEntry, read_history
+from salesmap_tui.engine.runs import snapshot
 from salesmap_tui.sandbox import SandboxConfig, SandboxServer
 
 from .conftest import (

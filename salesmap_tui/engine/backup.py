@@ -18,19 +18,13 @@ from typing import IO
 
 from salesmap_tui.config import Settings
 from salesmap_tui.engine.backup_owner import owner_id, owner_tag, read_owner, write_gzip
-from salesmap_tui.engine.checkpoint import CheckpointManager
 from salesmap_tui.engine.crashpoints import crashpoint
 from salesmap_tui.engine.errors import BadBackup, SalesmapTuiError, UsageError
-from salesmap_tui.engine.events import BackupMade, EngineWarning, EventSink
 from salesmap_tui.engine.files import (
     ensure_private_dir,
     fsync_dir,
-    fsync_file,
     open_private,
-    recover_db,
-    replace_file_with_retry,
     resolve_db_path,
-    swap_mode,
 )
 from salesmap_tui.engine.runtag import is_run_tag, new_run_tag, utc_now_iso
 
@@ -387,7 +381,7 @@ def _check_sqlite(temp: Path, backup_path: Path) -> dict[str, int]:
         conn.close()
 
 
-def _table_shapes(db_path: Path, rows: dict[str, int]) -> dict[str, dict[str, int]]:
+def table_shapes(db_path: Path, rows: dict[str, int]) -> dict[str, dict[str, int]]:
     shapes: dict[str, dict[str, int]] = {}
     try:
         conn = _connect_readonly(db_path)
@@ -403,14 +397,6 @@ def _table_shapes(db_path: Path, rows: dict[str, int]) -> dict[str, dict[str, in
     finally:
         conn.close()
     return shapes
-
-
-def supersede_checkpoints(settings: Settings, restored_from: Path) -> list[str]:
-    """Mark the live DB's open checkpoints superseded by a restore: their data is older than
-    the restored DB's, even though its run_info `started_at` is older than theirs."""
-    return CheckpointManager(settings.checkpoint_dir).mark_superseded(
-        settings.db_path, f"the live DB was restored from {restored_from.name} at {utc_now_iso()}"
-    )
 
 
 def _record_failed_restore(
@@ -447,105 +433,3 @@ def _record_failed_restore(
     except Exception as hist_exc:
         return f" (and this failure is not in the history: {hist_exc})"
     return ""
-
-
-def restore_backup(
-    settings: Settings, verified: VerifiedBackup, on_event: EventSink
-) -> RestoreResult:
-    """Under the run lock: back up the live DB, swap the verified copy in, record `restore`.
-
-    `LockHeld` propagates. On failure the live DB is as it was and the temp copy is removed.
-    """
-    from salesmap_tui.engine.history import append_history, make_record
-    from salesmap_tui.engine.lock import RunLock
-
-    settings = resolve_db_path(settings)
-    db_path = settings.db_path
-    temp = verified.temp_path
-    try:
-        lock = RunLock(settings.lock_path)
-        lock.acquire()
-    except BaseException:
-        _remove(temp, *_sidecars(temp))
-        raise
-    run_tag = new_run_tag()
-    started_at = utc_now_iso()
-    t0 = time.monotonic()
-    safety: Path | None = None
-    phase = "starting"
-    try:
-        try:
-            if not temp.is_file():
-                raise BadBackup(f"the verified copy {temp} is gone; verify the backup again")
-            # a kill mid in-place swap leaves a hot journal: SQLite rolls it back first
-            recover_db(db_path)
-            if db_path.exists():
-                # named by the run tag of the data it holds; already backed up: not again
-                safety = settings.backup_path(held_run_tag(db_path) or run_tag)
-                phase = f"backing up the live DB to {safety}"
-                if not safety.is_file():
-                    size = make_backup(db_path, safety)
-                    on_event(BackupMade(path=str(safety), size_bytes=size))
-            phase = f"moving the verified copy {temp} over {db_path}"
-            fsync_file(temp)
-            # before the swap: a kill right after it must not leave a checkpoint that a
-            # nightly --resume would revive over the restored data
-            superseded = supersede_checkpoints(settings, verified.backup_path)
-            # the same swap as a snapshot's: readers with the DB open see the restored data,
-            # and no -wal/-journal of the replaced DB is ever left beside it
-            try:
-                outcome = replace_file_with_retry(
-                    temp, db_path, None, mode=swap_mode(settings.swap), log=None
-                )
-                if not outcome.replaced:
-                    holders = f" (held by {', '.join(outcome.holders)})" if outcome.holders else ""
-                    raise OSError(f"could not swap the restored DB in: {outcome.error}{holders}")
-            except BaseException:
-                CheckpointManager(settings.checkpoint_dir).clear_superseded(superseded)
-                raise
-        except BaseException as exc:
-            _remove(temp, *_sidecars(temp))
-            if isinstance(exc, OSError):
-                exc = RestoreFailed(
-                    f"restore failed while {phase}: {exc.strerror or exc}"
-                    + (f" ({exc.filename})" if exc.filename else "")
-                    + f"; the live DB {db_path} is as it was"
-                )
-            note = _record_failed_restore(
-                settings, run_tag, started_at, temp, safety, exc, verified.backup_path, t0
-            )
-            if isinstance(exc, RestoreFailed):
-                raise RestoreFailed(str(exc) + note) from None
-            raise
-        record = make_record(
-            run_tag=run_tag,
-            kind="restore",
-            status="done",
-            started_at=started_at,
-            finished_at=utc_now_iso(),
-            duration_s=round(time.monotonic() - t0, 3),
-            db_path=str(db_path),
-            final_db_path=str(db_path),
-            temp_db_path=str(temp),
-            backup_path=str(safety) if safety else None,
-            replaced=True,
-            tables=_table_shapes(db_path, verified.tables),
-            restored_from=str(verified.backup_path),
-        )
-        try:
-            append_history(settings.history_path, record)
-        except OSError as exc:
-            # the swap is done and cannot be undone sensibly; say the record is missing
-            on_event(EngineWarning(f"restored, but could not write the history record: {exc}"))
-        from salesmap_tui.engine.snapshot import apply_run_retention
-
-        apply_run_retention(settings, lambda message: None)
-    finally:
-        lock.release()
-    return RestoreResult(
-        run_tag=run_tag,
-        restored_from=verified.backup_path,
-        db_path=db_path,
-        previous_backup_path=safety,
-        tables=dict(verified.tables),
-    )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO, cast
 
 from salesmap_tui.engine.files import create_private_fd
+from salesmap_tui.engine.outcome import Failure
 from salesmap_tui.engine.runtag import utc_now_iso
 
 Phase = Literal["lock", "backup", "prepare", "crawl", "webform", "finalize", "swap", "done"]
@@ -173,6 +174,7 @@ class RunResult:
     message: str  # one human sentence: what happened, what was kept, what to do next
     swap: str | None = None  # how the new DB went live: "rename" | "in-place" (None: it did not)
     reason: str | None = None  # why the run fell back, was held back, failed or stopped
+    failure: Failure | None = None  # what failed, what was kept, what next (None: done)
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,8 @@ def _build(cls: type[Any], data: dict[str, Any]) -> Any:
         kwargs["errors"] = tuple(kwargs.get("errors") or ())
         wf = kwargs.get("webform")
         kwargs["webform"] = _build(WebformResult, wf) if isinstance(wf, dict) else None
+        failure = kwargs.get("failure")
+        kwargs["failure"] = _build(Failure, failure) if isinstance(failure, dict) else None
     elif cls is RunFinished:
         kwargs["result"] = _build(RunResult, kwargs["result"])
     return cls(**kwargs)

@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.request import pathname2url
 
 from salesmap_tui.config import Settings
 from salesmap_tui.engine.crashpoints import crashpoint
@@ -33,9 +32,11 @@ from salesmap_tui.engine.errors import ApiError, RunCancelled, TokenRejected, pr
 from salesmap_tui.engine.events import EventSink, WebformProgress, WebformResult
 from salesmap_tui.engine.history import HistoryEntry, read_history
 from salesmap_tui.engine.runtag import utc_now_iso
+from salesmap_tui.engine.sqlite_util import open_readonly as open_readonly
+from salesmap_tui.engine.sqlite_util import table_columns as table_columns
+from salesmap_tui.engine.sqlite_util import table_exists as table_exists
 
 if TYPE_CHECKING:
-    from salesmap_tui.engine.api import WebformStatus
     from salesmap_tui.engine.client import SalesmapClient
 
 TABLE = "webform_history"
@@ -167,23 +168,6 @@ def _rekeyed(present: list[str], row: tuple[Any, ...]) -> tuple[Any, ...]:
     out = [values.get(c) for c in COLUMNS]
     out[_HASH_INDEX] = stored_contents_hash(out[_CONTENTS_INDEX])
     return tuple(out)
-
-
-def table_exists(conn: sqlite3.Connection, table: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-    ).fetchone()
-    return row is not None
-
-
-def table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
-    quoted = '"' + table.replace('"', '""') + '"'
-    return [str(row[1]) for row in conn.execute(f"PRAGMA table_info({quoted})")]
-
-
-def open_readonly(path: Path) -> sqlite3.Connection:
-    """A read-only connection that can never create or change the file."""
-    return sqlite3.connect(f"file:{pathname2url(str(path.absolute()))}?mode=ro", uri=True)
 
 
 def carry_over(live_db: Path, conn: sqlite3.Connection, chunk: int = 1000) -> int:
@@ -490,9 +474,29 @@ def _last_webform_pass(entries: Iterator[HistoryEntry]) -> dict[str, Any] | None
     return last
 
 
-def webform_status(settings: Settings) -> WebformStatus:
-    from salesmap_tui.engine.api import FormCount, WebformStatus
+@dataclass(frozen=True)
+class FormCount:
+    """One form's rows in webform_history (names are Korean in real workspaces)."""
 
+    form_id: str
+    name: str
+    rows: int
+    newest: str | None
+
+
+@dataclass(frozen=True)
+class WebformStatus:
+    db_exists: bool
+    rows: int
+    newest_created_at: str | None
+    forms: int  # distinct webFormId in webform_history
+    allowed_people: int  # distinct deal.peopleId in the live DB
+    last_pass: dict[str, Any] | None  # newest history record with a `webform` outcome
+    form_rows: tuple[FormCount, ...] = ()  # per form, most rows first
+
+
+def webform_status(settings: Settings) -> WebformStatus:
+    """What the live DB's webform_history holds now, and the last pass's outcome."""
     history = (e for e in read_history(settings.history_path) if isinstance(e, HistoryEntry))
     last = _last_webform_pass(history)
     if not settings.db_path.is_file():

@@ -26,7 +26,7 @@ import pytest
 from salesmap_tui.engine import history
 from salesmap_tui.engine.checkpoint import CheckpointManager
 from salesmap_tui.engine.runlog import RunLog, escape_line
-from salesmap_tui.engine.snapshot import run_snapshot
+from salesmap_tui.engine.runs.snapshot import run_snapshot
 from salesmap_tui.sandbox import SandboxServer
 
 from ..conftest import make_settings, run, snapshot_of
@@ -87,9 +87,9 @@ def test_run_message_says_history_record_is_missing(
         finally:
             monkeypatch.setattr(history, "os", os)
 
-    from salesmap_tui.engine import snapshot
+    from salesmap_tui.engine.runs import context
 
-    monkeypatch.setattr(snapshot, "append_history", fail_second)
+    monkeypatch.setattr(context, "append_history", fail_second)
     result, _ = run(settings)
     assert result.exit_code == 0
     assert "run history" in result.message and str(settings.history_path) in result.message
@@ -320,7 +320,7 @@ def test_help_says_how_the_proxy_is_chosen(capsys: pytest.CaptureFixture[str]) -
 def test_cli_event_lines_cannot_be_forged() -> None:
     import io
 
-    from salesmap_tui.commands import EventPrinter
+    from salesmap_tui.cli.printer import EventPrinter
     from salesmap_tui.engine.events import EngineWarning
 
     out = io.StringIO()

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from salesmap_tui.config import Settings
 from salesmap_tui.engine.endpoints import SNAPSHOT_ENDPOINTS
-from salesmap_tui.engine.snapshot import run_snapshot
+from salesmap_tui.engine.runs.snapshot import run_snapshot
 from salesmap_tui.engine.writer import RELATION_COLUMNS
 
 from .conftest import SECRET, leaks_in_tree

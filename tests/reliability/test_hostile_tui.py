@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from salesmap_tui.commands import EventPrinter
+from salesmap_tui.cli.printer import EventPrinter
 from salesmap_tui.config import Settings
 from salesmap_tui.engine.events import (
     CheckpointSaved,
@@ -28,7 +28,7 @@ from salesmap_tui.engine.events import (
     EngineEvent,
     RunStarted,
 )
-from salesmap_tui.engine.snapshot import run_snapshot
+from salesmap_tui.engine.runs.snapshot import run_snapshot
 from salesmap_tui.tui.app import SalesmapApp
 from salesmap_tui.tui.messages import EngineEventMessage
 

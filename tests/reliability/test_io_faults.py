@@ -25,10 +25,11 @@ from typing import IO, Any
 import pytest
 
 from salesmap_tui.config import Settings
-from salesmap_tui.engine import backup, checkpoint, history, runlog, snapshot
+from salesmap_tui.engine import backup, checkpoint, history, runlog
 from salesmap_tui.engine.api import run_snapshot
 from salesmap_tui.engine.errors import SalesmapTuiError, UsageError
 from salesmap_tui.engine.events import RunResult
+from salesmap_tui.engine.runs import snapshot
 from salesmap_tui.sandbox import SandboxConfig, SandboxServer
 
 from ..conftest import make_settings

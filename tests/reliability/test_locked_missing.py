@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 
 from salesmap_tui.config import Settings
-from salesmap_tui.engine import backup, files, snapshot
+from salesmap_tui.engine import backup, files
 from salesmap_tui.engine.api import run_snapshot
 from salesmap_tui.engine.events import CheckpointSaved, EngineEvent, PhaseChanged, RunResult
+from salesmap_tui.engine.runs import snapshot
 from salesmap_tui.sandbox import SandboxConfig, SandboxServer
 
 from ..conftest import make_settings

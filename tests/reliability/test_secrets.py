@@ -21,10 +21,10 @@ import httpx
 import pytest
 
 from salesmap_tui.cli import main
-from salesmap_tui.commands import EventPrinter
+from salesmap_tui.cli.printer import EventPrinter
 from salesmap_tui.config import Settings
 from salesmap_tui.engine.api import restore_backup, verify_backup
-from salesmap_tui.engine.snapshot import run_snapshot
+from salesmap_tui.engine.runs.snapshot import run_snapshot
 from salesmap_tui.sandbox import SandboxConfig, SandboxServer
 
 from ..conftest import Recorder, make_settings, run

@@ -257,7 +257,8 @@ def test_auto_swaps_in_place_when_the_rename_fails(
     """A rename refused (as Windows refuses it for an open file): auto copies in place."""
     import functools
 
-    from salesmap_tui.engine import files, snapshot
+    from salesmap_tui.engine import files
+    from salesmap_tui.engine.runs import snapshot
 
     ws = tmp_path / "ws"
     ws.mkdir()

@@ -1,14 +1,12 @@
-"""Command line: a headless command, or the TUI (imported only then). Exit codes: CONTRACT.md."""
+"""The command line's parser: every command, option and its help (CONTRACT.md), and the
+settings they resolve to (options over environment over config file over defaults)."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from salesmap_tui import __version__
 from salesmap_tui.config import (
@@ -455,108 +453,3 @@ def settings_from_args(
 ) -> Settings:
     """Build the one Settings object from parsed options, the environment and the config file."""
     return resolve_from_args(args, environ).settings
-
-
-def _err(message: str) -> None:
-    print(f"salesmap-tui: error: {message}", file=sys.stderr, flush=True)
-
-
-# commands that need no token: a bad token file must not stop them
-_TOKENLESS = ("restore", "history", "checkpoints", "status")
-HEADLESS = ("snapshot", "restore", "history", "checkpoints", "status", "doctor")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
-        return int(exc.code or 0)
-    if args.command == "sandbox":
-        from salesmap_tui.sandbox.cli import run as run_sandbox
-
-        return run_sandbox(args)
-    if args.command is None and not (sys.stdin.isatty() and sys.stdout.isatty()):
-        # a cron line that forgot the subcommand must not hang on a TUI nobody sees
-        _err(
-            "no terminal for the TUI: for a headless run use `salesmap-tui snapshot` "
-            "(see salesmap-tui --help)"
-        )
-        return 2
-    try:
-        resolved = resolve_from_args(args, with_token=args.command not in _TOKENLESS)
-        settings = resolved.settings
-        if args.command in HEADLESS:
-            from salesmap_tui import commands
-
-            return commands.dispatch(args.command, args, resolved)
-        settings.validate()
-    except ConfigError as exc:
-        _err(str(exc))
-        return 2
-    from salesmap_tui.tui.app import run_tui
-
-    return run_tui(settings, demo=getattr(args, "demo", False))
-
-
-def cancel_signals() -> list[signal.Signals]:
-    """The signals that ask a run to stop: SIGINT (Ctrl+C), SIGTERM, and on Windows SIGBREAK.
-
-    Windows delivers Ctrl+Break as SIGBREAK (and has no real SIGTERM from outside); POSIX has
-    no SIGBREAK. Only the signals this platform has are returned.
-    """
-    out = [signal.SIGINT]
-    for name in ("SIGTERM", "SIGBREAK"):
-        sig = getattr(signal, name, None)
-        if sig is not None:
-            out.append(sig)
-    return out
-
-
-class SignalCancel:
-    """SIGINT/SIGTERM (SIGBREAK on Windows) set a cancel event; the engine checkpoints and stops."""
-
-    def __init__(self, out: TextIO = sys.stderr) -> None:
-        from salesmap_tui.engine.errors import CancelEvent
-
-        self.event = CancelEvent()
-        self.signum: int | None = None
-        self._out = out
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> SignalCancel:
-        for sig in cancel_signals():
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.signum is not None:  # a second Ctrl+C: the user means it
-            os._exit(exit_code_for_signal(signum))
-        self.signum = signum
-        name = signal.Signals(signum).name
-        print(
-            f"salesmap-tui: {name} received: saving a checkpoint and stopping "
-            "(press again to quit at once)",
-            file=self._out,
-            flush=True,
-        )
-        self.event.cancel(128 + signum)
-
-    @property
-    def exit_code(self) -> int:
-        return exit_code_for_signal(self.signum or signal.SIGINT)
-
-
-def exit_code_for_signal(signum: int) -> int:
-    """130 for SIGINT and Ctrl+Break (both a person at the keyboard), 143 for SIGTERM."""
-    if signum == getattr(signal, "SIGBREAK", None):
-        return 128 + signal.SIGINT
-    return 128 + signum
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
