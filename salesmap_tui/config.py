@@ -133,9 +133,6 @@ class Settings:
     def log_path(self, run_tag: str) -> Path:
         return self.log_dir / f"snapshot_{run_tag}.log"
 
-    def checkpoint_path(self, run_tag: str) -> Path:
-        return self.checkpoint_dir / checkpoint_file_name(run_tag)
-
     # --- helpers ----------------------------------------------------------------------------------
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

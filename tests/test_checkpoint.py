@@ -121,7 +121,7 @@ def test_load_errors_are_bad_checkpoint(tmp_path: Path) -> None:
         mgr.load("bin")
 
 
-def test_list_latest_unfinished_and_mark_done(tmp_path: Path) -> None:
+def test_list_newest_first_with_problems(tmp_path: Path) -> None:
     mgr = CheckpointManager(tmp_path / "cps")
     old = make_cp(tmp_path, "20260101T000000Z-0001")
     mid = make_cp(tmp_path, "20260102T000000Z-0002", temp_exists=False)
@@ -131,8 +131,9 @@ def test_list_latest_unfinished_and_mark_done(tmp_path: Path) -> None:
     (tmp_path / "cps" / "checkpoint_20260104T000000Z-0004.json").write_text("garbage")
     # a .json.tmp alone (a rename that never happened) is not listed
     (tmp_path / "cps" / "checkpoint_20260105T000000Z-0005.json.tmp").write_text("{}")
-    assert mgr.latest_unfinished() == new
-    mgr.mark_done(new.run_tag)
+    assert mgr.load(new.run_tag) == new
+    new.done = True
+    mgr.save(new)
     assert mgr.load(new.run_tag).done is True
     infos = mgr.list()
     assert [i.run_tag for i in infos] == [
@@ -147,11 +148,8 @@ def test_list_latest_unfinished_and_mark_done(tmp_path: Path) -> None:
     assert infos[2].problem == f"temp DB missing: {mid.temp_db_path}"
     assert not infos[2].temp_db_exists and infos[2].temp_db_size is None
     assert infos[3].problem is None and infos[3].temp_db_exists and infos[3].temp_db_size == 10
-    # the unreadable and the finished ones are skipped
-    latest = mgr.latest_unfinished()
-    assert latest is not None and latest.run_tag == mid.run_tag
 
 
 def test_list_of_missing_dir_is_empty(tmp_path: Path) -> None:
     mgr = CheckpointManager(tmp_path / "none")
-    assert mgr.list() == [] and mgr.latest_unfinished() is None
+    assert mgr.list() == []

@@ -15,7 +15,6 @@ from salesmap_tui.engine.files import (
     find_lock_holders,
     open_private,
     replace_file_with_retry,
-    write_private_atomic,
 )
 
 
@@ -46,15 +45,6 @@ def test_open_private_creates_0600_and_appends(tmp_path: Path) -> None:
         os.umask(old)
     assert mode(p) == 0o600
     assert p.read_text(encoding="utf-8") == "가b"
-
-
-def test_write_private_atomic(tmp_path: Path) -> None:
-    p = tmp_path / "data.bin"
-    p.write_bytes(b"old")
-    write_private_atomic(p, b"new")
-    assert p.read_bytes() == b"new"
-    assert mode(p) == 0o600
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["data.bin"]  # no temp left
 
 
 def test_replace_success_keeps_dst_mode(tmp_path: Path) -> None:

@@ -36,11 +36,13 @@ def start_holder(lock_path: Path) -> subprocess.Popen[str]:
 
 def test_acquire_writes_pid_and_0600(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite.lock"
-    with RunLock(path) as lock:
-        assert lock.held
-        assert path.read_text().strip() == str(os.getpid())
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert not lock.held
+    lock = RunLock(path)
+    lock.acquire()
+    assert path.read_text().strip() == str(os.getpid())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with pytest.raises(LockHeld):  # held: another taker is refused
+        RunLock(path).acquire()
+    lock.release()
     # released: it can be taken again
     RunLock(path).acquire()
 
@@ -68,17 +70,17 @@ def test_sigkilled_holder_releases_the_lock(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert path.exists()  # the file stays; the flock is gone with the process
-    with RunLock(path) as lock:
-        assert lock.held
-        assert path.read_text().strip() == str(os.getpid())
+    lock = RunLock(path)
+    lock.acquire()
+    assert path.read_text().strip() == str(os.getpid())
+    lock.release()
 
 
-def test_release_is_idempotent_and_context_releases_on_error(tmp_path: Path) -> None:
+def test_release_is_idempotent(tmp_path: Path) -> None:
     path = tmp_path / "x.lock"
     lock = RunLock(path)
-    with pytest.raises(RuntimeError), lock:
-        raise RuntimeError("boom")
-    assert not lock.held
+    lock.acquire()
+    lock.release()
     lock.release()
     other = RunLock(path)
     other.acquire()

@@ -142,8 +142,13 @@ def test_one_lock_per_file_however_spelled(tmp_path: Path, sandbox: SandboxServe
 
     target = make_settings(tmp_path, sandbox)
     (tmp_path / "dash.db").symlink_to(target.db_path)
-    with RunLock(target.lock_path), pytest.raises(LockHeld):
-        api.run_snapshot(make_settings(tmp_path, sandbox, db_path=tmp_path / "dash.db"))
+    held = RunLock(target.lock_path)
+    held.acquire()
+    try:
+        with pytest.raises(LockHeld):
+            api.run_snapshot(make_settings(tmp_path, sandbox, db_path=tmp_path / "dash.db"))
+    finally:
+        held.release()
 
 
 @pytest.mark.parametrize("swap", ["auto", "rename", "in-place"])

@@ -215,8 +215,13 @@ def test_one_lock_per_db_file_however_it_is_spelled(tmp_path, monkeypatch):
     ]
     locks = {Settings(db_path=p).lock_path for p in spellings}
     assert locks == {(tmp_path / "data" / "crm.db.lock").resolve()}
-    with RunLock(Settings(db_path=spellings[0]).lock_path), pytest.raises(LockHeld):
-        RunLock(Settings(db_path=spellings[-1]).lock_path).acquire()
+    held = RunLock(Settings(db_path=spellings[0]).lock_path)
+    held.acquire()
+    try:
+        with pytest.raises(LockHeld):
+            RunLock(Settings(db_path=spellings[-1]).lock_path).acquire()
+    finally:
+        held.release()
 
 
 def test_lock_kind_here_is_the_native_one():

@@ -139,8 +139,10 @@ class EventPrinter:
 
     def _finished(self, r: RunResult) -> str:
         rows = ", ".join(f"{name} {t['rows']}" for name, t in r.tables.items())
+        title = f": {r.failure.title}" if r.failure is not None else ""
         parts = [
-            f"{r.kind} run {r.run_tag} {r.status} in {r.duration_s:.1f} s (exit {r.exit_code})"
+            f"{r.kind} run {r.run_tag} {r.status} in {r.duration_s:.1f} s "
+            f"(exit {r.exit_code}){title}"
         ]
         if rows:
             parts.append(f"rows: {rows}")

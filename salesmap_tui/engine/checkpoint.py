@@ -319,11 +319,6 @@ class CheckpointManager:
         except ValueError as exc:
             raise BadCheckpoint(f"checkpoint {path} is unusable: {exc}") from None
 
-    def mark_done(self, run_tag: str) -> Path:
-        cp = self.load(run_tag)
-        cp.done = True
-        return self.save(cp)
-
     def _files(self) -> list[tuple[Path, float]]:
         try:
             paths = list(self.directory.glob("checkpoint_*.json"))
@@ -410,13 +405,6 @@ class CheckpointManager:
                 continue
             cp.superseded = None
             self.save(cp)
-
-    def latest_unfinished(self) -> Checkpoint | None:
-        """The newest readable checkpoint not marked done (its temp DB may still be missing)."""
-        for info in self.list():
-            if info.checkpoint is not None and not info.checkpoint.done:
-                return info.checkpoint
-        return None
 
 
 def _same_file_key(path: Path) -> str:

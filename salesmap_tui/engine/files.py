@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import shutil
 import sqlite3
 import stat
@@ -112,11 +111,6 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def tmp_sibling(path: Path) -> Path:
-    """A unique temp name next to `path` (same directory, so os.replace stays atomic)."""
-    return path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
-
-
 def remove_planted_links(db: Path) -> None:
     """Before SQLite opens our own DB (a temp DB, under the lock): no symlink in its place.
 
@@ -148,21 +142,6 @@ def sync_sqlite_files(db: Path) -> None:
         finally:
             os.close(fd)
     fsync_dir(db.parent)
-
-
-def write_private_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically: 0600 temp sibling, fsync, rename, fsync the dir."""
-    tmp = tmp_sibling(path)
-    try:
-        with open_private(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 def find_lock_holders(path: Path) -> list[str]:

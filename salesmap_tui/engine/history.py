@@ -30,29 +30,6 @@ class HistoryProblem:
     error: str
 
 
-HISTORY_FIELDS: tuple[str, ...] = (
-    "run_tag",
-    "kind",
-    "status",
-    "started_at",
-    "finished_at",
-    "duration_s",
-    "db_path",
-    "final_db_path",
-    "temp_db_path",
-    "backup_path",
-    "log_path",
-    "replaced",
-    "fallback_path",
-    "tables",
-    "error_count",
-    "errors",
-    "webform",
-    "exit_code",
-    "reason",
-)
-
-
 def make_record(**fields: Any) -> dict[str, Any]:
     """A history record with every CONTRACT.md field (defaults for those not given).
 

@@ -21,7 +21,7 @@ import errno
 import os
 import stat
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 
 from salesmap_tui.config import FILE_MODE
 from salesmap_tui.engine.errors import LockHeld, UsageError
@@ -64,10 +64,6 @@ class RunLock:
         self.lock_path = lock_path
         self._fd: int | None = None
         self._kind = lock_kind()
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
 
     def acquire(self) -> None:
         """Take the lock or raise `LockHeld` naming the holder's PID."""
@@ -157,18 +153,6 @@ class RunLock:
             f"the lock file {self.lock_path} {why}: refusing to use it (remove it if no "
             "salesmap-tui run is going on)"
         )
-
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
 
 def _try_lock(fd: int) -> None:

@@ -49,7 +49,7 @@ FailureKind = Literal[
 
 # what the CLI's summary and the TUI's error modal call each kind of failure
 FAILURE_TITLES: dict[FailureKind, str] = {
-    "usage": "Cannot run",
+    "usage": "Cannot start",
     "token_missing": "No API token",
     "token_rejected": "Token rejected",
     "lock_held": "Another run holds the lock",

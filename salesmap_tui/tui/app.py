@@ -22,6 +22,7 @@ from textual.worker import Worker, WorkerState
 from salesmap_tui.config import TOKEN_ENV, Settings
 from salesmap_tui.engine import errors
 from salesmap_tui.engine.events import EngineEvent, RunFinished, RunResult
+from salesmap_tui.engine.outcome import ExitCode, Failure, kind_of
 from salesmap_tui.tui.format import Clock, parse_iso, relativize, show_path, size, system_clock
 from salesmap_tui.tui.messages import EngineEventMessage, WatchMessage
 from salesmap_tui.tui.overview import HeldBack, discard_held_back, overview
@@ -46,17 +47,6 @@ from salesmap_tui.tui.widgets.error_modal import ErrorModal
 
 T = TypeVar("T")
 
-ERROR_TITLES: dict[type[BaseException], str] = {
-    errors.MissingToken: "No API token",
-    errors.TokenRejected: "Token rejected",
-    errors.LockHeld: "Another run holds the lock",
-    errors.BadCheckpoint: "Checkpoint cannot be used",
-    errors.BadBackup: "Backup refused",
-    errors.UsageError: "Cannot start",
-    errors.ApiError: "API error",
-    errors.MaxRetriesExceeded: "Too many retries",
-}
-
 MISSING_TOKEN_TEXT = (
     f"No API token: set {TOKEN_ENV} in the environment and start salesmap-tui again. "
     "History, restore and checkpoints work without it."
@@ -66,11 +56,8 @@ MISSING_TOKEN_TEXT = (
 def describe_error(error: BaseException, token: str | None) -> tuple[str, str]:
     """(title, message) for the error modal; the token never appears in either."""
     title = "Unexpected error"
-    for cls in type(error).__mro__:
-        if cls in ERROR_TITLES:
-            title = ERROR_TITLES[cls]
-            break
     if isinstance(error, errors.SalesmapTuiError):
+        title = Failure(kind_of(error), str(error)).title
         message = str(error) or type(error).__name__
     else:
         message = f"{type(error).__name__}: {error}"
@@ -510,11 +497,10 @@ class SalesmapApp(App[int]):
             severity=severity,
             markup=False,
         )
-        if result.status == "failed" and result.exit_code == errors.UsageError.exit_code:
+        if result.status == "failed" and result.exit_code == ExitCode.USAGE:
             # A usage problem found once the run was under way (a 401 on the first page, ...):
-            # the same error modal as one raised before the start.
-            text = " ".join(result.errors).lower() + " " + result.message.lower()
-            title = "Token rejected" if "token" in text and "401" in text else "Cannot run"
+            # the same error modal as one raised before the start, titled by its kind.
+            title = result.failure.title if result.failure is not None else "Cannot start"
             message = result.message
             if self.settings.token:
                 message = message.replace(self.settings.token, "***")

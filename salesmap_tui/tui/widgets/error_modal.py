@@ -19,18 +19,15 @@ class ErrorModal(ModalScreen[None]):
         Binding("escape,enter", "close", "Close", id="error.close")
     ]
 
-    def __init__(self, title: str, message: str, hint: str = "") -> None:
+    def __init__(self, title: str, message: str) -> None:
         super().__init__()
         self.error_title = title
         self.error_message = message
-        self.hint = hint
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="modal-dialog error-dialog"):
             yield Label(Text(self.error_title), id="dialog-title")
             yield Static(Text(self.error_message), id="dialog-body")
-            if self.hint:
-                yield Static(Text(self.hint, style="italic"), id="dialog-hint")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Close", id="close", variant="error")
 
