@@ -257,6 +257,16 @@ def _flip_middle(raw: bytes) -> bytes:
     return raw[:mid] + bytes([raw[mid] ^ 0xFF]) + raw[mid + 1 :]
 
 
+def _wreck_middle_page(raw: bytes) -> bytes:
+    """A SQLite file whose middle page is overwritten with 0xFF: a b-tree page no reader or
+    integrity check can take (one flipped byte may land in a value, which no check sees)."""
+    page_size = int.from_bytes(raw[16:18], "big") or 65536
+    pages = len(raw) // page_size
+    assert pages >= 3, "the backup is too small to damage a middle page"
+    start = (pages // 2) * page_size
+    return raw[:start] + b"\xff" * page_size + raw[start + page_size :]
+
+
 BACKUP_DAMAGE: dict[str, tuple[Callable[[Path], bytes], str]] = {
     "truncated-gzip": (lambda b: b.read_bytes()[: b.stat().st_size // 2], "is truncated"),
     "not-gzip": (lambda b: b"SQLite? no, plain text\n" * 50, "is not a gzip file"),
@@ -269,7 +279,7 @@ BACKUP_DAMAGE: dict[str, tuple[Callable[[Path], bytes], str]] = {
     "gzip-of-header-only": (lambda b: gzip.compress(b"SQLite format 3\x00" + b"\x00" * 84),
                             "not a usable SQLite database"),
     "gzip-corrupt-middle": (lambda b: _flip_middle(b.read_bytes()), "backup"),
-    "gzip-of-corrupt-db": (lambda b: gzip.compress(_flip_middle(_sqlite_bytes(b))), "backup"),
+    "gzip-of-corrupt-db": (lambda b: gzip.compress(_wreck_middle_page(_sqlite_bytes(b))), "backup"),
 }  # fmt: skip
 
 

@@ -1,5 +1,8 @@
 """`restore`: a verified backup becomes the live DB, under the run context's lifecycle (lock,
-close stale, run log, `running` record, history record, retention)."""
+close stale, run log, history record, retention).
+
+No `running` record: a restore is one short step whose only record is its outcome, and on a
+full disk the record that matters is the failure's (a `running` line would take its room)."""
 
 from __future__ import annotations
 
@@ -78,7 +81,6 @@ def _restore(ctx: RunContext, verified: VerifiedBackup) -> RestoreResult:
     ctx.start(run_tag, require_log=False)
     ctx.write_log(f"starting restore {run_tag}: {verified.backup_path} -> {db_path}")
     try:
-        ctx.record_running(started_at, temp_db_path=str(temp))
         if not temp.is_file():
             raise BadBackup(f"the verified copy {temp} is gone; verify the backup again")
         if db_path.exists():

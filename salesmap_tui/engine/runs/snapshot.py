@@ -269,10 +269,11 @@ class SnapshotRun:
             )
             self.plan = plan_for(cp.phase, Path(cp.temp_db_path).exists())
             if self.plan.record_only:
-                return self._finish_after_swap()
-            for step in SNAPSHOT_STEPS:
-                getattr(self, f"step_{step}")()
-            result = self._swapped_result()
+                result = self._finish_after_swap()
+            else:
+                for step in SNAPSHOT_STEPS:
+                    getattr(self, f"step_{step}")()
+                result = self._swapped_result()
         except _Stop as stop:
             result = stop.result
         except RunCancelled as exc:
