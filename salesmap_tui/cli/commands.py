@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,8 @@ from salesmap_tui.engine.errors import SalesmapTuiError, printable
 from salesmap_tui.engine.events import (
     EventSink,
 )
+from salesmap_tui.engine.history import last_records
+from salesmap_tui.engine.sqlite_util import open_readonly
 
 
 def dispatch(command: str, args: argparse.Namespace, resolved: ResolvedSettings) -> int:
@@ -217,8 +220,6 @@ def _parse_time(value: object) -> datetime | None:
 
 def live_db_info(settings: Settings) -> dict[str, Any]:
     """{path, run_tag, bytes} of the live DB (run_tag from its run_info; None when unknown)."""
-    import sqlite3
-
     path = settings.db_path
     info: dict[str, Any] = {"path": str(path), "run_tag": None, "bytes": None}
     try:
@@ -227,7 +228,7 @@ def live_db_info(settings: Settings) -> dict[str, Any]:
         return info
     try:
         # read-only, so a monitoring check never creates a journal or a file beside the DB
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        conn = open_readonly(path)
         try:
             row = conn.execute("SELECT run_tag FROM run_info LIMIT 1").fetchone()
             info["run_tag"] = row[0] if row else None
@@ -242,7 +243,7 @@ def status_report(settings: Settings, max_age_h: float) -> tuple[int, dict[str, 
     """(exit code, the JSON object, one text line) for `status`."""
     records = [
         rec
-        for rec in api_last_records(settings).values()
+        for rec in last_records(settings.history_path).values()
         if rec.get("kind", "snapshot") == "snapshot" and rec.get("status") != "running"
     ]
     records.sort(key=lambda r: str(r.get("started_at") or ""))
@@ -288,12 +289,6 @@ def status_report(settings: Settings, max_age_h: float) -> tuple[int, dict[str, 
     if problems:
         return 1, report, "FAIL: " + line + "; " + "; ".join(problems)
     return 0, report, "OK: " + line
-
-
-def api_last_records(settings: Settings) -> dict[str, dict[str, Any]]:
-    from salesmap_tui.engine.history import last_records
-
-    return last_records(settings.history_path)
 
 
 def cmd_status(settings: Settings, *, max_age_h: float, as_json: bool) -> int:

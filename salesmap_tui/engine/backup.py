@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from salesmap_tui.config import Settings
 from salesmap_tui.engine.backup_owner import owner_id, owner_tag, read_owner, write_gzip
@@ -26,7 +26,9 @@ from salesmap_tui.engine.files import (
     open_private,
     resolve_db_path,
 )
+from salesmap_tui.engine.history import append_history, make_record
 from salesmap_tui.engine.runtag import is_run_tag, new_run_tag, utc_now_iso
+from salesmap_tui.engine.sqlite_util import open_readonly
 
 CHUNK = 1024 * 1024
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -68,11 +70,6 @@ def _remove(*paths: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-def _connect_readonly(path: Path) -> sqlite3.Connection:
-    # a URI so a missing file is an error instead of a new empty DB
-    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
-
-
 def make_backup(db_path: Path, dest: Path) -> int:
     """Consistent gzip copy of `db_path` at `dest` (0600, atomic); returns its size in bytes.
 
@@ -87,7 +84,7 @@ def make_backup(db_path: Path, dest: Path) -> int:
     gz_tmp = dest.with_name(f"{dest.name}.{token}.tmp")
     try:
         open_private(raw_tmp, "wb").close()
-        src = _connect_readonly(db_path)
+        src = open_readonly(db_path)
         try:
             dst = sqlite3.connect(raw_tmp)
             try:
@@ -128,7 +125,7 @@ def make_backup(db_path: Path, dest: Path) -> int:
 def held_run_tag(db_path: Path) -> str | None:
     """The run tag in a snapshot DB's run_info (the data it holds); None if there is none."""
     try:
-        conn = _connect_readonly(db_path)
+        conn = open_readonly(db_path)
     except sqlite3.Error:
         return None
     try:
@@ -384,7 +381,7 @@ def _check_sqlite(temp: Path, backup_path: Path) -> dict[str, int]:
 def table_shapes(db_path: Path, rows: dict[str, int]) -> dict[str, dict[str, int]]:
     shapes: dict[str, dict[str, int]] = {}
     try:
-        conn = _connect_readonly(db_path)
+        conn = open_readonly(db_path)
     except sqlite3.Error:
         return {name: {"rows": n, "cols": 0} for name, n in rows.items()}
     try:
@@ -399,6 +396,33 @@ def table_shapes(db_path: Path, rows: dict[str, int]) -> dict[str, dict[str, int
     return shapes
 
 
+def restore_record(
+    settings: Settings,
+    run_tag: str,
+    started_at: str,
+    t0: float | None,
+    status: str,
+    temp: Path,
+    safety: Path | None,
+    restored_from: Path,
+    **fields: Any,
+) -> dict[str, Any]:
+    """The history record of a restore (CONTRACT "History": kind `restore`, `restored_from`)."""
+    return make_record(
+        run_tag=run_tag,
+        kind="restore",
+        status=status,
+        started_at=started_at,
+        finished_at=utc_now_iso(),
+        duration_s=None if t0 is None else round(time.monotonic() - t0, 3),
+        db_path=str(settings.db_path),
+        temp_db_path=str(temp),
+        backup_path=str(safety) if safety else None,
+        restored_from=str(restored_from),
+        **fields,
+    )
+
+
 def _record_failed_restore(
     settings: Settings,
     run_tag: str,
@@ -407,29 +431,23 @@ def _record_failed_restore(
     safety: Path | None,
     exc: BaseException,
     restored_from: Path,
-    t0: float | None = None,
 ) -> str:
-    """A failed restore is in the history too; else a note for its message (a full disk)."""
-    from salesmap_tui.engine.history import append_history, make_record
-
+    """A restore that failed verifying (a full disk) is in the history too; else a note for
+    its message."""
+    record = restore_record(
+        settings,
+        run_tag,
+        started_at,
+        None,
+        "failed",
+        temp,
+        safety,
+        restored_from,
+        errors=[str(exc) or type(exc).__name__],
+        exit_code=getattr(exc, "exit_code", 1),
+    )
     try:
-        append_history(
-            settings.history_path,
-            make_record(
-                run_tag=run_tag,
-                kind="restore",
-                status="failed",
-                started_at=started_at,
-                finished_at=utc_now_iso(),
-                duration_s=None if t0 is None else round(time.monotonic() - t0, 3),
-                db_path=str(settings.db_path),
-                temp_db_path=str(temp),
-                backup_path=str(safety) if safety else None,
-                errors=[str(exc) or type(exc).__name__],
-                exit_code=getattr(exc, "exit_code", 1),
-                restored_from=str(restored_from),
-            ),
-        )
+        append_history(settings.history_path, record)
     except Exception as hist_exc:
         return f" (and this failure is not in the history: {hist_exc})"
     return ""

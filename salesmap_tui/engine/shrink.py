@@ -6,9 +6,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.request import pathname2url
 
 from salesmap_tui.config import SHRINK_MIN_ROWS, SHRINK_TABLES
+from salesmap_tui.engine.sqlite_util import open_readonly, table_names
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,11 @@ def table_rows(db: Path, tables: tuple[str, ...] = SHRINK_TABLES) -> dict[str, i
     if not db.is_file():
         return {}
     try:
-        conn = sqlite3.connect(f"file:{pathname2url(str(db.absolute()))}?mode=ro", uri=True)
+        conn = open_readonly(db)
     except sqlite3.Error:
         return {}
     try:
-        present = {
-            str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        }
+        present = table_names(conn)
         return {
             t: int(conn.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0])
             for t in tables

@@ -17,6 +17,7 @@ from salesmap_tui.engine.backup import (
     VerifiedBackup,
     held_run_tag,
     make_backup,
+    restore_record,
     table_shapes,
 )
 from salesmap_tui.engine.checkpoint import CheckpointManager
@@ -28,7 +29,6 @@ from salesmap_tui.engine.files import (
     replace_file_with_retry,
     swap_mode,
 )
-from salesmap_tui.engine.history import make_record
 from salesmap_tui.engine.outcome import exit_code_for
 from salesmap_tui.engine.runs.context import RunContext, apply_run_retention
 from salesmap_tui.engine.runtag import new_run_tag, utc_now_iso
@@ -118,20 +118,18 @@ def _restore(ctx: RunContext, verified: VerifiedBackup) -> RestoreResult:
             )
         ctx.write_log(f"finished: failed: {exc}")
         note = ctx.record_final(
-            make_record(
-                run_tag=run_tag,
-                kind="restore",
-                status="failed",
-                started_at=started_at,
-                finished_at=utc_now_iso(),
-                duration_s=round(time.monotonic() - t0, 3),
-                db_path=str(db_path),
+            restore_record(
+                settings,
+                run_tag,
+                started_at,
+                t0,
+                "failed",
+                temp,
+                safety,
+                verified.backup_path,
                 log_path=str(ctx.log_path),
-                temp_db_path=str(temp),
-                backup_path=str(safety) if safety else None,
                 errors=[str(exc) or type(exc).__name__],
                 exit_code=int(exit_code_for(exc)),
-                restored_from=str(verified.backup_path),
             )
         )
         note = f" (and this failure is not in the history: {note})" if note else ""
@@ -140,22 +138,19 @@ def _restore(ctx: RunContext, verified: VerifiedBackup) -> RestoreResult:
         raise
     ctx.write_log(f"finished: done: {db_path} restored from {verified.backup_path}")
     note = ctx.record_final(
-        make_record(
-            run_tag=run_tag,
-            kind="restore",
-            status="done",
-            started_at=started_at,
-            finished_at=utc_now_iso(),
-            duration_s=round(time.monotonic() - t0, 3),
-            db_path=str(db_path),
-            final_db_path=str(db_path),
+        restore_record(
+            settings,
+            run_tag,
+            started_at,
+            t0,
+            "done",
+            temp,
+            safety,
+            verified.backup_path,
             log_path=str(ctx.log_path),
-            temp_db_path=str(temp),
-            backup_path=str(safety) if safety else None,
             replaced=True,
             tables=table_shapes(db_path, verified.tables),
             exit_code=0,
-            restored_from=str(verified.backup_path),
         )
     )
     if note:
