@@ -28,14 +28,14 @@ def test_every_import_contract_is_kept() -> None:
 
 
 def test_a_broken_contract_is_reported(tmp_path: Path) -> None:
-    """The checker really looks: a contract today's code breaks (runs use the store) fails."""
+    """The checker really looks: a contract today's code breaks (runs use snapshot_db) fails."""
     config = tmp_path / "contracts.toml"
     config.write_text(
         '[tool.importlinter]\nroot_package = "salesmap_tui"\n\n'
         "[[tool.importlinter.contracts]]\n"
-        'name = "runs never read the store"\ntype = "forbidden"\n'
+        'name = "runs never read the snapshot DB tables"\ntype = "forbidden"\n'
         'source_modules = ["salesmap_tui.engine.runs"]\n'
-        'forbidden_modules = ["salesmap_tui.engine.store"]\n'
+        'forbidden_modules = ["salesmap_tui.engine.snapshot_db"]\n'
     )
     done = lint_imports(str(config))
     assert done.returncode != 0

@@ -12,7 +12,7 @@ from salesmap_tui.config import Settings
 from salesmap_tui.engine.checkpoint import Checkpoint, CheckpointManager
 from salesmap_tui.engine.errors import BadCheckpoint
 from salesmap_tui.engine.runs import resume
-from salesmap_tui.engine.store import start_run_info
+from salesmap_tui.engine.snapshot_db import start_run_info
 
 BASE = "https://api.salesmap.kr"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,6 @@ from salesmap_tui.engine.events import (
     EventSink,
 )
 from salesmap_tui.engine.history import last_records
-from salesmap_tui.engine.sqlite_util import open_readonly
 
 
 def dispatch(command: str, args: argparse.Namespace, resolved: ResolvedSettings) -> int:
@@ -218,27 +216,6 @@ def _parse_time(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def live_db_info(settings: Settings) -> dict[str, Any]:
-    """{path, run_tag, bytes} of the live DB (run_tag from its run_info; None when unknown)."""
-    path = settings.db_path
-    info: dict[str, Any] = {"path": str(path), "run_tag": None, "bytes": None}
-    try:
-        info["bytes"] = path.stat().st_size
-    except OSError:
-        return info
-    try:
-        # read-only, so a monitoring check never creates a journal or a file beside the DB
-        conn = open_readonly(path)
-        try:
-            row = conn.execute("SELECT run_tag FROM run_info LIMIT 1").fetchone()
-            info["run_tag"] = row[0] if row else None
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        pass
-    return info
-
-
 def status_report(settings: Settings, max_age_h: float) -> tuple[int, dict[str, Any], str]:
     """(exit code, the JSON object, one text line) for `status`."""
     records = [
@@ -247,7 +224,7 @@ def status_report(settings: Settings, max_age_h: float) -> tuple[int, dict[str, 
         if rec.get("kind", "snapshot") == "snapshot" and rec.get("status") != "running"
     ]
     records.sort(key=lambda r: str(r.get("started_at") or ""))
-    live = live_db_info(settings)
+    live = api.live_db_info(settings)
     report: dict[str, Any] = {
         "run_tag": None,
         "status": None,

@@ -21,6 +21,7 @@ from salesmap_tui.engine.queries import (
     held_back_snapshots,
     list_backups,
     list_checkpoints,
+    live_db_info,
     read_history,
     webform_status,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "held_back_snapshots",
     "list_backups",
     "list_checkpoints",
+    "live_db_info",
     "promote_snapshot",
     "read_history",
     "restore_backup",

@@ -1,4 +1,5 @@
-"""gzip backups of the live DB, retention, and verified restore."""
+"""gzip backups of the live DB: make, list, retention, verify a backup (the restore itself is
+engine/runs/restore.py)."""
 
 from __future__ import annotations
 

@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import Any, Literal, TextIO, cast
 
 from salesmap_tui.engine.files import create_private_fd
-from salesmap_tui.engine.outcome import Failure
+
+# the outcome types travel in events (RunFinished.result); a UI imports them from here
+from salesmap_tui.engine.outcome import Failure as Failure
+from salesmap_tui.engine.outcome import RunKind as RunKind
+from salesmap_tui.engine.outcome import RunResult as RunResult
+from salesmap_tui.engine.outcome import RunStatus as RunStatus
+from salesmap_tui.engine.outcome import WebformResult as WebformResult
 from salesmap_tui.engine.runtag import utc_now_iso
 
 Phase = Literal["lock", "backup", "prepare", "crawl", "webform", "finalize", "swap", "done"]
-RunKind = Literal["snapshot", "webform", "restore"]
-RunStatus = Literal["running", "done", "failed", "interrupted", "fallback"]
 EndpointState = Literal["waiting", "fetching", "backoff", "done", "failed"]
 
 
@@ -125,56 +129,6 @@ class WebformProgress:
     new_rows: int
     dropped: int
     skipped_forms: int
-
-
-@dataclass(frozen=True)
-class WebformResult:
-    status: Literal["done", "failed", "skipped"]
-    forms: int = 0
-    new_rows: int = 0
-    dropped: int = 0
-    skipped_forms: int = 0
-    error: str | None = None  # a summary: how many forms failed, and the first reasons
-    errors: tuple[str, ...] = ()  # every failure, one per form
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "forms": self.forms,
-            "new_rows": self.new_rows,
-            "dropped": self.dropped,
-            "skipped_forms": self.skipped_forms,
-            "error": self.error,
-            "failed_forms": len(self.errors),
-            "errors": list(self.errors),
-        }
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """The outcome of a snapshot or web-form-only run (also what the history record holds)."""
-
-    run_tag: str
-    kind: RunKind
-    status: RunStatus
-    exit_code: int
-    started_at: str
-    finished_at: str
-    duration_s: float
-    db_path: str
-    final_db_path: str
-    temp_db_path: str | None
-    backup_path: str | None
-    log_path: str | None
-    replaced: bool
-    fallback_path: str | None
-    tables: dict[str, dict[str, int]]  # name -> {"rows": n, "cols": n}
-    errors: tuple[str, ...]
-    webform: WebformResult | None
-    message: str  # one human sentence: what happened, what was kept, what to do next
-    swap: str | None = None  # how the new DB went live: "rename" | "in-place" (None: it did not)
-    reason: str | None = None  # why the run fell back, was held back, failed or stopped
-    failure: Failure | None = None  # what failed, what was kept, what next (None: done)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Outcomes as values: the exit codes of CONTRACT.md, and what failed, what was kept, what next.
+"""Outcomes as values: the exit codes of CONTRACT.md, what failed, what was kept, what next,
+and the result of a run (`RunResult`, also what its history record holds).
 
 Every front end (the CLI's summary, the TUI's error modal and dashboard) reads a run's outcome
 from these values, never from the wording of a message: `exit_code_for()` maps an exception to
@@ -11,9 +12,12 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Literal
+from typing import Any, Literal
 
 from salesmap_tui.engine import errors
+
+RunKind = Literal["snapshot", "webform", "restore"]
+RunStatus = Literal["running", "done", "failed", "interrupted", "fallback"]
 
 
 class ExitCode(IntEnum):
@@ -99,6 +103,56 @@ class Failure:
     @property
     def title(self) -> str:
         return FAILURE_TITLES.get(self.kind, FAILURE_TITLES["failed"])
+
+
+@dataclass(frozen=True)
+class WebformResult:
+    status: Literal["done", "failed", "skipped"]
+    forms: int = 0
+    new_rows: int = 0
+    dropped: int = 0
+    skipped_forms: int = 0
+    error: str | None = None  # a summary: how many forms failed, and the first reasons
+    errors: tuple[str, ...] = ()  # every failure, one per form
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "forms": self.forms,
+            "new_rows": self.new_rows,
+            "dropped": self.dropped,
+            "skipped_forms": self.skipped_forms,
+            "error": self.error,
+            "failed_forms": len(self.errors),
+            "errors": list(self.errors),
+        }
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of a snapshot or web-form-only run (also what the history record holds)."""
+
+    run_tag: str
+    kind: RunKind
+    status: RunStatus
+    exit_code: int
+    started_at: str
+    finished_at: str
+    duration_s: float
+    db_path: str
+    final_db_path: str
+    temp_db_path: str | None
+    backup_path: str | None
+    log_path: str | None
+    replaced: bool
+    fallback_path: str | None
+    tables: dict[str, dict[str, int]]  # name -> {"rows": n, "cols": n}
+    errors: tuple[str, ...]
+    webform: WebformResult | None
+    message: str  # one human sentence: what happened, what was kept, what to do next
+    swap: str | None = None  # how the new DB went live: "rename" | "in-place" (None: it did not)
+    reason: str | None = None  # why the run fell back, was held back, failed or stopped
+    failure: Failure | None = None  # what failed, what was kept, what next (None: done)
 
 
 def kind_of(exc: BaseException) -> FailureKind:

@@ -1,5 +1,5 @@
 """The engine's read side for UIs: checkpoints, backups, history, web-form status, held-back
-snapshots. Nothing here takes the run lock or changes a file."""
+snapshots, the live DB. Nothing here takes the run lock or changes a file."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from salesmap_tui.engine.checkpoint import CheckpointInfo, CheckpointManager
 from salesmap_tui.engine.history import HistoryEntry, HistoryProblem, last_records
 from salesmap_tui.engine.outcome import ExitCode
 from salesmap_tui.engine.retention import same_file
+from salesmap_tui.engine.snapshot_db import run_tag_of
 from salesmap_tui.engine.webform import WebformStatus
 
 
@@ -52,3 +53,17 @@ def held_back_snapshots(settings: Settings) -> list[dict[str, Any]]:
         key=lambda r: (str(r.get("run_tag"))[:16], str(r.get("started_at") or "")), reverse=True
     )
     return out
+
+
+def live_db_info(settings: Settings) -> dict[str, Any]:
+    """`{path, run_tag, bytes}` of the live DB (the run tag from its run_info; None when the
+    file is missing, unreadable or not one of ours). Read-only: a monitoring check never
+    creates a journal or a file beside the DB."""
+    path = settings.db_path
+    info: dict[str, Any] = {"path": str(path), "run_tag": None, "bytes": None}
+    try:
+        info["bytes"] = path.stat().st_size
+    except OSError:
+        return info
+    info["run_tag"] = run_tag_of(path)
+    return info

@@ -41,7 +41,7 @@ from salesmap_tui.engine.outcome import describe
 from salesmap_tui.engine.pacer import shared_pacer
 from salesmap_tui.engine.retention import prune_runs
 from salesmap_tui.engine.runlog import RunLog
-from salesmap_tui.engine.store import run_info_of, tables_of
+from salesmap_tui.engine.snapshot_db import run_info_of, tables_of
 
 
 def check_paths(settings: Settings) -> None:

@@ -18,7 +18,7 @@ from salesmap_tui.engine.checkpoint import CheckpointManager, check_own_paths
 from salesmap_tui.engine.errors import BadCheckpoint
 from salesmap_tui.engine.files import SIDECAR_SUFFIXES
 from salesmap_tui.engine.runtag import is_run_tag
-from salesmap_tui.engine.store import run_info_of
+from salesmap_tui.engine.snapshot_db import run_info_of
 
 RESTORE_LEFTOVER_AGE_S = 3600.0
 SUPERSEDED_KEEP_S = 12 * 3600.0  # as long as --resume-max-age's default

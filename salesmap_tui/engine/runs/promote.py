@@ -21,7 +21,7 @@ from salesmap_tui.engine.history import last_records
 from salesmap_tui.engine.outcome import ExitCode
 from salesmap_tui.engine.runs.context import RunContext
 from salesmap_tui.engine.runtag import is_run_tag, new_run_tag, utc_now_iso
-from salesmap_tui.engine.store import integrity_problem, run_info_of, run_tag_of, tables_of
+from salesmap_tui.engine.snapshot_db import integrity_problem, run_info_of, run_tag_of, tables_of
 
 
 def promote_snapshot(

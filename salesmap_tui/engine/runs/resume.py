@@ -22,7 +22,7 @@ from salesmap_tui.engine.checkpoint import (
 from salesmap_tui.engine.errors import BadCheckpoint
 from salesmap_tui.engine.files import remove_planted_links
 from salesmap_tui.engine.runtag import new_run_tag, utc_now_iso
-from salesmap_tui.engine.store import run_info_of, run_tag_of
+from salesmap_tui.engine.snapshot_db import run_info_of, run_tag_of
 
 
 @dataclass

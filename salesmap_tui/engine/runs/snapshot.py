@@ -65,7 +65,7 @@ from salesmap_tui.engine.runs.phases import SNAPSHOT_STEPS, ResumePlan, plan_for
 from salesmap_tui.engine.runs.webform_pass import WebformPass, drop_state
 from salesmap_tui.engine.runtag import utc_now_iso
 from salesmap_tui.engine.shrink import shrink_reason, shrunk_tables, table_rows
-from salesmap_tui.engine.store import (
+from salesmap_tui.engine.snapshot_db import (
     ManifestRow,
     read_manifest_rows,
     run_tag_of,
