@@ -6,6 +6,7 @@ import re
 import sqlite3
 import threading
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -22,6 +23,7 @@ from salesmap_tui.engine.outcome import (
     FAILURE_TITLES,
     ExitCode,
     Failure,
+    FailureKind,
     describe,
     exit_code_for,
     kind_of,
@@ -142,3 +144,10 @@ def _result_with(failure: Failure) -> RunResult:
         message="held back",
         failure=failure,
     )
+
+
+def test_the_contract_lists_every_failure_kind() -> None:
+    text = CONTRACT.read_text(encoding="utf-8")
+    listed = text[text.index("`kind` one of") + len("`kind`") : text.index("`failed`).") + 8]
+    assert set(re.findall(r"`([a-z_]+)`", listed)) == set(get_args(FailureKind))
+    assert set(FAILURE_TITLES) == set(get_args(FailureKind))

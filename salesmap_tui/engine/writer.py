@@ -32,6 +32,7 @@ from salesmap_tui.engine.files import (
     fsync_file,
     remove_planted_links,
 )
+from salesmap_tui.engine.sqlite_util import quote_ident
 
 _T = TypeVar("_T")
 EXTRA_COLUMN = "_extra"
@@ -137,10 +138,6 @@ def _no_id_message(source: str, index: int, rec: dict[str, Any]) -> str:
     )
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 @dataclass(frozen=True)
 class WriteStats:
     rows: int  # records upserted (a duplicate id within the page counts once)
@@ -182,8 +179,6 @@ class TableWriter:
         # column -> JSON types seen in it (null is added at finalize, from the table itself)
         self._types: dict[str, set[str]] = {}
         self._load()
-
-    quote_ident = staticmethod(quote_ident)
 
     # --- state ----------------------------------------------------------------------------------
     def _load(self) -> None:
@@ -232,10 +227,6 @@ class TableWriter:
     @property
     def columns(self) -> list[str]:
         return list(self._columns)
-
-    @property
-    def extra_keys(self) -> set[str]:
-        return set(self._extra)
 
     # --- writing --------------------------------------------------------------------------------
     def ensure_table(self) -> None:
