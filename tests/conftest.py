@@ -19,6 +19,9 @@ from salesmap_tui.sandbox import Dataset, SandboxConfig, SandboxServer
 SNAPSHOT_TABLES = ("organization", "people", "deal", "lead", "memo", "user", "team")
 
 
+DB_NAME = "salesmap_latest.db"  # the seed's default live DB name
+
+
 @pytest.fixture
 def sandbox_config() -> SandboxConfig:
     # the real limit (100 per 10 s) is exercised in its own tests; here runs follow each other
@@ -46,6 +49,23 @@ def make_settings(root: Path, server: SandboxServer, **changes: Any) -> Settings
     }
     values.update(changes)
     return Settings(**values)
+
+
+def workspace_options(root: Path, server: SandboxServer, db_name: str = DB_NAME) -> list[str]:
+    """The options of a headless command on a workspace in `root` against `server`: its DB,
+    log and backup folders, the sandbox's base URL, unpaced (tests of the CLI as a process)."""
+    return [
+        "--db-path",
+        str(root / db_name),
+        "--log-dir",
+        str(root / "logs"),
+        "--backup-dir",
+        str(root / "backups"),
+        "--base-url",
+        server.base_url,
+        "--min-interval",
+        "0",
+    ]
 
 
 @pytest.fixture

@@ -22,26 +22,12 @@ from .conftest import (
     expected_records,
     snapshot_of,
     table_records,
+    workspace_options,
 )
 
 
 def cli_args(root: Path, server: SandboxServer, *extra: str) -> list[str]:
-    return [
-        "snapshot",
-        "--db-path",
-        str(root / "salesmap_latest.db"),
-        "--log-dir",
-        str(root / "logs"),
-        "--backup-dir",
-        str(root / "backups"),
-        "--base-url",
-        server.base_url,
-        "--min-interval",
-        "0",
-        "--max-wait",
-        "0.05",
-        *extra,
-    ]
+    return ["snapshot", *workspace_options(root, server), "--max-wait", "0.05", *extra]
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ from typing import Any
 from salesmap_tui.engine.crashpoints import KILL_ENV, TRACE_ENV
 from salesmap_tui.sandbox import SandboxConfig, SandboxServer
 
+from ..conftest import workspace_options
 from ..legacy_webform import downgrade
 
 SNAPSHOT_TABLES = ("organization", "people", "deal", "lead", "memo", "user", "team")
@@ -142,16 +143,7 @@ def sha256(path: Path) -> str:
 def cli_args(root: Path, server: SandboxServer, cfg: HarnessConfig) -> list[str]:
     return [
         "snapshot",
-        "--db-path",
-        str(root / DB_NAME),
-        "--log-dir",
-        str(root / "logs"),
-        "--backup-dir",
-        str(root / "backups"),
-        "--base-url",
-        server.base_url,
-        "--min-interval",
-        "0",
+        *workspace_options(root, server, DB_NAME),
         "--max-wait",
         "0.05",
         "--checkpoint-interval",

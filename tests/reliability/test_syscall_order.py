@@ -25,7 +25,7 @@ import pytest
 from salesmap_tui.engine.api import run_snapshot
 from salesmap_tui.sandbox import SandboxConfig, SandboxServer
 
-from ..conftest import make_settings
+from ..conftest import make_settings, workspace_options
 from . import syscalls
 from .conftest import SECRET
 from .killharness import dump_db, integrity
@@ -43,16 +43,7 @@ def cli_args(root: Path, server: SandboxServer, *extra: str) -> list[str]:
     return [
         *CLI,
         *extra,
-        "--db-path",
-        str(root / "salesmap_latest.db"),
-        "--log-dir",
-        str(root / "logs"),
-        "--backup-dir",
-        str(root / "backups"),
-        "--base-url",
-        server.base_url,
-        "--min-interval",
-        "0",
+        *workspace_options(root, server),
         "--checkpoint-interval",
         "2",
         "--concurrency",

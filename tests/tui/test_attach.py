@@ -18,6 +18,7 @@ from salesmap_tui.sandbox import SandboxConfig, SandboxServer
 from salesmap_tui.tui.app import SalesmapApp
 from salesmap_tui.tui.widgets.confirm import ConfirmScreen
 from salesmap_tui.tui.widgets.endpoint_row import EndpointRow
+from tests.conftest import workspace_options
 
 
 @pytest.fixture
@@ -35,16 +36,7 @@ def headless(root: Path, server: SandboxServer, *extra: str) -> subprocess.Popen
         "-m",
         "salesmap_tui.cli",
         "snapshot",
-        "--db-path",
-        str(root / "salesmap_latest.db"),
-        "--log-dir",
-        str(root / "logs"),
-        "--backup-dir",
-        str(root / "backups"),
-        "--base-url",
-        server.base_url,
-        "--min-interval",
-        "0",
+        *workspace_options(root, server),
         "--concurrency",
         "1",
         "--checkpoint-interval",
