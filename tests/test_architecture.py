@@ -40,3 +40,19 @@ def test_a_broken_contract_is_reported(tmp_path: Path) -> None:
     done = lint_imports(str(config))
     assert done.returncode != 0
     assert "BROKEN" in done.stdout and "salesmap_tui.engine.runs" in done.stdout
+
+
+def test_no_runtime_import_cycle_between_any_two_modules() -> None:
+    """Beyond siblings: no module reaches back to one that imports it, counting imports inside
+    functions too (only `if TYPE_CHECKING:` imports are left out: they never run)."""
+    import grimp
+
+    graph = grimp.build_graph("salesmap_tui", exclude_type_checking_imports=True)
+    cycles = sorted(
+        (a, b)
+        for a in graph.modules
+        for b in graph.find_modules_directly_imported_by(a)
+        if graph.chain_exists(importer=b, imported=a)
+    )
+    assert cycles == []
+    assert len(graph.modules) > 60  # the whole package was read
