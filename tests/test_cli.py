@@ -317,3 +317,48 @@ def test_signal_saves_checkpoint_and_exits_with_its_code(tmp_path, sig, code):
             assert table_records(tmp_path / "salesmap_latest.db", table) == expected_records(
                 data, table
             )
+
+
+def test_checkpoints_lists_another_workspaces_run_as_not_resumable_here(
+    tmp_path, sandbox, env_token, capsys, monkeypatch
+):
+    import sqlite3
+
+    from salesmap_tui.config import Settings
+    from salesmap_tui.engine.checkpoint import CheckpointManager
+    from salesmap_tui.engine.runs.resume import new_checkpoint
+    from salesmap_tui.engine.snapshot_db import start_run_info
+
+    base = Settings(db_path=tmp_path / "salesmap_latest.db", log_dir=tmp_path / "logs")
+    mine = base.replace(base_url=sandbox.base_url, token=sandbox.token)
+    others = {
+        "token": base.replace(base_url=sandbox.base_url, token="someone-else"),
+        "url": base.replace(base_url="https://api.example.invalid/v2", token=sandbox.token),
+    }
+    tags = {}
+    for label, s in [("mine", mine), *others.items()]:
+        cp = new_checkpoint(s)
+        cp.phase = "crawl"
+        conn = sqlite3.connect(cp.temp_db_path)
+        start_run_info(conn, cp.run_tag, cp.started_at, s.base_url, "test")
+        conn.close()
+        CheckpointManager(s.checkpoint_dir).save(cp)
+        tags[label] = cp.run_tag
+    monkeypatch.setenv("SALESMAP_BASE_URL", sandbox.base_url)
+    listing = ["checkpoints", "--log-dir", str(tmp_path / "logs")]
+    assert main(listing) == 0
+    lines = {
+        line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line[:1].isdigit()
+    }
+    assert "resumable: salesmap-tui snapshot --resume-run-tag" in lines[tags["mine"]]
+    assert (
+        "not resumable here" in lines[tags["token"]] and "another API token" in lines[tags["token"]]
+    )
+    assert "not resumable here" in lines[tags["url"]] and "base URL" in lines[tags["url"]]
+    # without the token only the base URL can be told apart (and nothing is guessed)
+    monkeypatch.delenv("SALESMAP_TOKEN")
+    assert main(listing) == 0
+    lines = {
+        line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line[:1].isdigit()
+    }
+    assert "resumable:" in lines[tags["token"]] and "base URL" in lines[tags["url"]]

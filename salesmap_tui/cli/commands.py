@@ -19,8 +19,10 @@ from salesmap_tui.config import (
     ConfigError,
     ResolvedSettings,
     Settings,
+    token_from_env,
 )
 from salesmap_tui.engine import api
+from salesmap_tui.engine.checkpoint import workspace_problem
 from salesmap_tui.engine.errors import SalesmapTuiError, printable
 from salesmap_tui.engine.events import (
     EventSink,
@@ -171,10 +173,17 @@ def cmd_checkpoints(settings: Settings) -> int:
         print(f"no checkpoints in {settings.checkpoint_dir}")
         return 0
     now = time.time()
+    # the token is read from the environment only: a bad token file must not stop a listing
+    token = settings.token or token_from_env(os.environ)
     for info in infos:
         state = info.problem or f"resumable: salesmap-tui snapshot --resume-run-tag {info.run_tag}"
-        print(f"{info.run_tag or info.path.name}  saved {_ago(now - info.mtime)}  {state}")
         cp = info.checkpoint
+        other = None
+        if cp is not None and not cp.done and info.problem is None:
+            other = workspace_problem(cp, settings.base_url, token, check_token=token is not None)
+        if other is not None:
+            state = f"not resumable here: {other}"
+        print(f"{info.run_tag or info.path.name}  saved {_ago(now - info.mtime)}  {state}")
         if cp is None:
             continue
         if not cp.done:

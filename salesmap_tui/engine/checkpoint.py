@@ -86,8 +86,12 @@ def workspace_of(base_url: str, token: str) -> dict[str, str]:
     }
 
 
-def workspace_problem(cp: Checkpoint, base_url: str, token: str | None) -> str | None:
-    """Why `cp` is not of the workspace (`base_url`, `token`), or None when it is."""
+def workspace_problem(
+    cp: Checkpoint, base_url: str, token: str | None, *, check_token: bool = True
+) -> str | None:
+    """Why `cp` is not of the workspace (`base_url`, `token`), or None when it is.
+
+    `check_token=False` (a listing made without the token) compares the base URL only."""
     ws = cp.workspace
     if not ws or not isinstance(ws.get("salt"), str) or not ws.get("token_fingerprint"):
         return (
@@ -96,6 +100,8 @@ def workspace_problem(cp: Checkpoint, base_url: str, token: str | None) -> str |
         )
     if ws.get("base_url") != normalize_base_url(base_url):
         return f"it is of another workspace (base URL {ws.get('base_url')}, not {base_url})"
+    if not check_token:
+        return None
     try:
         same = token is not None and hmac.compare_digest(
             _fingerprint(token, ws["salt"]), str(ws["token_fingerprint"])
