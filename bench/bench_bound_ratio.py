@@ -49,6 +49,7 @@ from _common import SandboxProcess, machine, rerun_line, settings_for, stamp
 from salesmap_tui.config import MIN_INTERVAL, RATE_LIMIT_REQUESTS, RATE_LIMIT_WINDOW
 from salesmap_tui.engine.api import run_snapshot
 from salesmap_tui.engine.events import PhaseChanged, WorkspacePaused
+from salesmap_tui.engine.pacer import forget_shared_pacers
 
 # name -> sandbox arguments
 SHAPES: dict[str, tuple[str, ...]] = {
@@ -160,9 +161,13 @@ class Cell:
         last = self.chain_turns[-1]
         others = self.requests - len(self.chain_turns)
         floor = chain_floor(turns, others, MIN_INTERVAL, last)
-        free = int(RATE_LIMIT_REQUESTS * (1 - self.other_pct / 100))
+        # the window's whole budget: another client's share is not ours to lose (the limiter
+        # admits whoever comes first), so only the limit itself bounds a run from below
         lat = self.latency_ms / 1000
-        return max(floor, window_floor(self.requests, free, RATE_LIMIT_WINDOW, MIN_INTERVAL, lat))
+        window = window_floor(
+            self.requests, RATE_LIMIT_REQUESTS, RATE_LIMIT_WINDOW, MIN_INTERVAL, lat
+        )
+        return max(floor, window)
 
     @property
     def achievable_ratio(self) -> float:
@@ -194,6 +199,8 @@ def one_cell(
     ).raise_for_status()
     time.sleep(RATE_LIMIT_WINDOW if other else 0.0)  # the other client is already going
     sandbox.reset()
+    # each cell is a nightly run of its own process: no budget lowered by the cell before
+    forget_shared_pacers()
     marks: dict[str, float] = {}
     pauses = 0
 

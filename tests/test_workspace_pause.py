@@ -119,14 +119,41 @@ def paced(root: Path, server: SandboxServer | SandboxProcess, **changes: Any) ->
     return make_settings(root, server, min_interval=0.12, **changes)
 
 
-def check_pacing(entries: list[dict[str, Any]]) -> None:
+@pytest.fixture
+def wire(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """When the engine finished writing each request's headers (the pacer's `mark_sent`, on
+    the same monotonic clock as the server's arrival stamps): the engine's side of the gap."""
+    times: list[float] = []
+    original = Pacer.mark_sent
+
+    def mark_sent(self: Pacer, granted_at: float) -> None:
+        times.append(time.monotonic())
+        original(self, granted_at)
+
+    monkeypatch.setattr(Pacer, "mark_sent", mark_sent)
+    return times
+
+
+def check_pacing(entries: list[dict[str, Any]], wire: list[float]) -> None:
+    """Both sides of every gap: the engine's own writes are >= 0.12 s apart (what it promises),
+    and the server's arrival log >= 0.115 s (what the API sees, its stamping included)."""
+    sent = sorted(wire)
+    assert len(sent) > 20
+    own = min(b - a for a, b in itertools.pairwise(sent))
+    assert own >= 0.12 - 1e-6, f"the engine wrote two requests {own:.4f} s apart"
     ordered = sorted(entries, key=lambda e: e["t"])
     times = [e["t"] for e in ordered]
     assert len(times) > 20
     gap, a, b = min(
         ((y["t"] - x["t"], x, y) for x, y in itertools.pairwise(ordered)), key=lambda g: g[0]
     )
-    assert gap >= 0.115, f"{gap:.4f} s between {a} and {b}"
+    if gap < 0.115:
+        wa, wb = (min(sent, key=lambda s: abs(s - e["t"])) for e in (a, b))
+        pytest.fail(
+            f"{gap:.4f} s between {a} and {b} on the arrival log; the engine wrote them "
+            f"{wb - wa:.4f} s apart, the server stamped them {a['t'] - wa:+.4f} s and "
+            f"{b['t'] - wb:+.4f} s after"
+        )
     lo = 0
     for hi, t in enumerate(times):
         while t - times[lo] >= 10.0:
@@ -140,7 +167,9 @@ def check_rows(db: Path, config: SandboxConfig) -> None:
         assert table_records(db, table) == expected_records(data, table), table
 
 
-def test_after_a_429_no_request_of_any_endpoint_leaves_before_the_hint(tmp_path: Path) -> None:
+def test_after_a_429_no_request_of_any_endpoint_leaves_before_the_hint(
+    tmp_path: Path, wire: list[float]
+) -> None:
     cfg = SandboxConfig(seed=5, scale=150, forms=3, latency_ms=20, **LIMITED)
     hint = 1.0
     with SandboxProcess(*sandbox_args(cfg)) as server:
@@ -156,7 +185,7 @@ def test_after_a_429_no_request_of_any_endpoint_leaves_before_the_hint(tmp_path:
         answered = e["done"]  # the 429 left the server here: the client has it just after
         inside = [x for x in log if answered + 0.01 < x["t"] < answered + hint - 0.01]
         assert inside == [], f"{len(inside)} requests left inside the hint after {e['path']}"
-    check_pacing(log)
+    check_pacing(log, wire)
     # said once per pause, not once per waiting request; the request itself is a retry
     pauses = rec.of(WorkspacePaused)
     assert 1 <= len(pauses) <= len(refused)
@@ -165,7 +194,9 @@ def test_after_a_429_no_request_of_any_endpoint_leaves_before_the_hint(tmp_path:
     assert {e.endpoint for e in rec.of(RequestRetried)} == {"deal"}
 
 
-def test_pacing_holds_on_the_arrival_log_through_429s_and_a_resume(tmp_path: Path) -> None:
+def test_pacing_holds_on_the_arrival_log_through_429s_and_a_resume(
+    tmp_path: Path, wire: list[float]
+) -> None:
     cfg = SandboxConfig(seed=11, scale=200, forms=4, latency_ms=30, hint_scale=0.2, **LIMITED)
     with SandboxProcess(*sandbox_args(cfg)) as server:
         server.faults("429:0.05,503:0.05")
@@ -188,7 +219,7 @@ def test_pacing_holds_on_the_arrival_log_through_429s_and_a_resume(tmp_path: Pat
         log = server.log()
     assert resumed.exit_code == 0, resumed.message
     assert {e["status"] for e in log} >= {429, 503, 200}
-    check_pacing(log)  # both runs, retries and the resume included
+    check_pacing(log, wire)  # both runs, retries and the resume included
     check_rows(settings.db_path, cfg)
 
 
@@ -226,11 +257,14 @@ async def test_a_request_in_flight_when_another_429_came_is_not_blamed() -> None
 
 
 @pytest.mark.slow
-def test_a_run_completes_while_another_client_spends_40_percent(tmp_path: Path) -> None:
+def test_a_run_completes_while_another_client_spends_40_percent(
+    tmp_path: Path, wire: list[float]
+) -> None:
     cfg = SandboxConfig(seed=13, scale=500, forms=4, other_per_window=40, **LIMITED)
     with SandboxProcess(*sandbox_args(cfg)) as server:
         result, _ = run(paced(tmp_path / "shared", server))
         log = server.log()
+        sent = list(wire)  # this run's writes (the reference run's come after)
         stats = server.stats()
         server.other(0)
         reference = paced(tmp_path / "alone", server)
@@ -241,7 +275,7 @@ def test_a_run_completes_while_another_client_spends_40_percent(tmp_path: Path) 
     check_rows(db, cfg)
     assert snapshot_of(db) == snapshot_of(reference.db_path)
     assert webform_rows(db) == webform_rows(reference.db_path)
-    check_pacing(log)
+    check_pacing(log, sent)
     assert result.webform is not None and result.webform.status == "done"
 
 

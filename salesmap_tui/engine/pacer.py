@@ -538,6 +538,14 @@ _SHARED: dict[tuple[str, str, float, int, float], Pacer] = {}
 _SHARED_LOCK = threading.Lock()
 
 
+def forget_shared_pacers() -> None:
+    """Start every workspace's pacer afresh, as a new process does (for benchmarks that run
+    many independent runs in one process: a 429's lowered budget is not carried into the next
+    benchmark cell)."""
+    with _SHARED_LOCK:
+        _SHARED.clear()
+
+
 def shared_pacer(
     base_url: str,
     token: str | None,
