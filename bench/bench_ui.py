@@ -125,10 +125,25 @@ async def tui_run(settings: Settings) -> tuple[float, list[float], int, str]:
 
 
 def headless_cmd(settings: Settings) -> list[str]:
-    return [sys.executable, "-m", "salesmap_tui.cli", "snapshot", "--quiet",
-            "--db-path", str(settings.db_path), "--log-dir", str(settings.log_dir),
-            "--backup-dir", str(settings.backup_dir), "--base-url", settings.base_url,
-            "--min-interval", "0", "--concurrency", str(settings.concurrency)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "salesmap_tui.cli",
+        "snapshot",
+        "--quiet",
+        "--db-path",
+        str(settings.db_path),
+        "--log-dir",
+        str(settings.log_dir),
+        "--backup-dir",
+        str(settings.backup_dir),
+        "--base-url",
+        settings.base_url,
+        "--min-interval",
+        "0",
+        "--concurrency",
+        str(settings.concurrency or "auto"),
+    ]  # fmt: skip  (0 is auto)
 
 
 def headless_run(settings: Settings) -> tuple[float, int]:

@@ -82,7 +82,9 @@ class SalesmapApp(App[int]):
     }
     DEFAULT_MODE = "dashboard"
     # How often the dashboard draws progress at most (seconds); 0 draws after every burst.
-    ui_refresh_s = 0.1
+    # 4 draws a second read as live; each draw of the dashboard costs the event loop (and the
+    # engine thread, through the GIL) tens of ms on a busy machine (bench/bench_ui.py).
+    ui_refresh_s = 0.25
 
     # The footers come from the screens (screens/base.py: Quit and Help first, then each
     # screen's own keys); these make the keys work everywhere, modals included.

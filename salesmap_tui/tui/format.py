@@ -5,6 +5,8 @@ Everything that depends on "now" takes it as an argument, so a test can freeze t
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,9 +85,16 @@ def show_path(path: str | Path | None, base: Path) -> str:
     """A path relative to the working directory when it lies under it (short and stable)."""
     if path is None or path == "":
         return "-"
+    return _show_path(str(path), str(base), os.getcwd())  # (relative paths: the cwd counts)
+
+
+@functools.lru_cache(maxsize=512)
+def _show_path(path: str, base: str, _cwd: str) -> str:
+    # cached: the dashboard names the same few paths on every redraw, and resolve() is an
+    # lstat per folder of the path
     p = Path(path)
     try:
-        return str(p.resolve().relative_to(base.resolve()))
+        return str(p.resolve().relative_to(Path(base).resolve()))
     except ValueError:
         return str(p)
 

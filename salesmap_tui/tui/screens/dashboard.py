@@ -72,7 +72,7 @@ STATUS_STYLES = {
     "held_back": "bold yellow",
     "running": "bold cyan",
 }
-DEFAULT_REFRESH_S = 0.1  # the dashboard draws progress at most this often (app.ui_refresh_s)
+DEFAULT_REFRESH_S = 0.25  # the dashboard draws progress at most this often (app.ui_refresh_s)
 NARROW = 100  # below this many columns the dashboard uses its compact layout
 # Where a wait came from, in the few cells the log has for it.
 REASONS = {"Retry-After header": "header", "body hint": "hint", "backoff": "backoff"}
@@ -127,6 +127,7 @@ class DashboardScreen(KeyedScreen):
         self._compact: bool | None = None
         self._log_layout: tuple[bool, int] | None = None
         self._log_labels: tuple[str, ...] = LOG_LABELS
+        self._panel_heights: dict[str, int] = {}  # lines each side panel showed last
 
     # The view's figures under the names the rest of the app (and the tests) use.
     @property
@@ -545,7 +546,7 @@ class DashboardScreen(KeyedScreen):
         checkpoint_key = (id(self.checkpoint), self._checkpoint_age(), self.compact)
         if checkpoint_key != self._checkpoint_key:
             self._checkpoint_key = checkpoint_key
-            panel.update(self._checkpoint_panel())
+            self._update_panel(panel, self._checkpoint_panel())
         # Once a run ended (or before any) the summary needs the room.
         ended = not self.view.active
         if self.has_class("-ended") != ended:
@@ -559,7 +560,7 @@ class DashboardScreen(KeyedScreen):
         panel.display = self.view.active or (self.result is None and self.checkpoint is not None)
         summary_key = (
             id(self.result),
-            id(self.checkpoint),
+            id(self.checkpoint) if self.result is not None else None,  # (interrupted: named)
             self.view.start_error,
             self.view.active,
             id(self.overview),
@@ -569,7 +570,24 @@ class DashboardScreen(KeyedScreen):
         )
         if summary_key != self._summary_key:
             self._summary_key = summary_key
-            self.query_one("#summary-panel", Static).update(self._summary_panel())
+            self._update_panel(self.query_one("#summary-panel", Static), self._summary_panel())
+
+    def _update_panel(self, widget: Static, content: Table | Text | Group) -> None:
+        """Show `content`; a layout pass only when its height changes.
+
+        Every checkpoint of a fast run redraws its panel; a layout pass re-lays the whole screen
+        (~0.1 s of the event loop here, and of the engine thread through the GIL), while the
+        panel keeps its height nearly always.
+        """
+        width = widget.content_region.width
+        height = -1
+        if width > 0:
+            console = self.app.console
+            height = len(console.render_lines(content, console.options.update_width(width)))
+        key = widget.id or ""
+        layout = height < 0 or self._panel_heights.get(key) != height
+        self._panel_heights[key] = height
+        widget.update(content, layout=layout)
 
     def _checkpoint_age(self) -> str:
         # the panel says "12 seconds ago": redraw it when that text would change
