@@ -106,3 +106,31 @@ async def test_the_theme_is_remembered(tmp_path: Path) -> None:
     async with again.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert again.theme == "nord"
+
+
+def test_help_is_read_from_the_bindings() -> None:
+    """Every bound key of the App and of each screen is in F1's help, and a key rebound in a
+    subclass shows up there as bound (the help is not a second list to keep in step)."""
+    from textual.binding import Binding
+
+    from salesmap_tui.tui.app import SalesmapApp
+    from salesmap_tui.tui.screens.help import SCREENS, key_sections
+
+    listed = {(title, keys) for title, rows in key_sections(SalesmapApp) for keys, _ in rows}
+    for title, owner in (("Everywhere", SalesmapApp), *SCREENS):
+        for binding in owner.__dict__.get("BINDINGS", []):
+            # a row may list several keys ("d s b w h": the screen switches)
+            keys = {one for t, k in listed if t in (title, "Everywhere") for one in k.split(" ")}
+            for key in binding.key.split(","):
+                shown = key.replace("slash", "/").replace("escape", "esc")
+                assert shown in keys, (title, binding.key)
+
+    class Rebound(SalesmapApp):
+        BINDINGS = [  # noqa: RUF012
+            *[b for b in SalesmapApp.BINDINGS if getattr(b, "id", None) != "app.run"],
+            Binding("R", "start_run", "Run", id="app.run"),
+        ]
+
+    rows = dict(key_sections(Rebound))["Everywhere"]
+    assert ("R", "start a snapshot run (needs SALESMAP_TOKEN)") in rows
+    assert not [k for k, _ in rows if k == "r"]
