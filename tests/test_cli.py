@@ -57,6 +57,11 @@ def test_quiet_prints_errors_only(tmp_path, sandbox, env_token, capsys):
     assert "phase:" not in err and "checkpoint saved" not in err
     assert "max_retries_exceeded" in err and "failed" in err
     assert err.count("max_retries_exceeded") == 1
+    # the summary is several real lines (it printed a literal "\n" between its parts)
+    assert "\\n" not in err
+    lines = err.rstrip("\n").split("\n")
+    assert len(lines) >= 3 and "(exit 1)" in lines[0]
+    assert all(line.startswith("  ") for line in lines[1:])
 
 
 def test_no_token_exits_2(tmp_path, sandbox, monkeypatch, capsys):

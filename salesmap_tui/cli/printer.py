@@ -79,8 +79,12 @@ class EventPrinter:
         line = self.format(event)
         if line is None:
             return
-        # one event, one line: CRM text in it (a field name with a newline) cannot forge more
-        text = f"{_stamp()} {escape_line(line)}"
+        # one event, one line: CRM text in it (a field name with a newline) cannot forge more;
+        # a run's summary is several lines, each part escaped on its own (`_finished`)
+        if isinstance(event, RunFinished):
+            text = f"{_stamp()} {line}"
+        else:
+            text = f"{_stamp()} {escape_line(line)}"
         if self.is_error(event):
             _write_line(text, self.err or sys.stderr)
         elif self._out_open:
@@ -154,7 +158,7 @@ class EventPrinter:
             if e not in r.message:  # the message often quotes the error: say it once
                 parts.append(f"error: {e}")
         parts.append(r.message)
-        return "\n  ".join(parts)
+        return "\n  ".join(escape_line(part) for part in parts)
 
 
 class JsonPrinter:

@@ -73,7 +73,9 @@ def test_every_crash_point_is_wired(workspace: Workspace) -> None:
     assert "replaced" not in in_place
 
 
-@pytest.mark.timeout(180)
+# ~45 runs of a killed and resumed snapshot: about 90 s alone, 140 s at load 8 on 2 cores; the
+# timeout is there to catch a hang, not to time the harness
+@pytest.mark.timeout(420)
 def test_kill_anywhere_then_resume(workspace: Workspace, tmp_path: Path) -> None:
     seed = int(os.environ.get("KILLHARNESS_SEED") or random.SystemRandom().randrange(1_000_000))
     print(f"killharness seed {seed}")
