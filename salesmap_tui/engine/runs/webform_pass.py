@@ -227,7 +227,14 @@ class WebformPass:
             self._started.add(form.form_id)
             return
         self._started.add(form.form_id)
-        self._group.create_task(self._chain(self._client, form))
+        chain = self._chain(self._client, form)
+        try:
+            self._group.create_task(chain)
+        except RuntimeError:
+            # the group is shutting down (another chain failed, or a cancel): this form is not
+            # started, and its coroutine is closed rather than left never awaited
+            chain.close()
+            self._started.discard(form.form_id)
 
     async def _chain(self, client: SalesmapClient, form: _Form) -> None:
         form_id = form.form_id
