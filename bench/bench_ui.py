@@ -92,6 +92,14 @@ def engine_run(settings: Settings) -> tuple[float, Counter[str], str]:
     return time.perf_counter() - t0, counts, result.status
 
 
+async def sample_lags(lags: list[float], stop: asyncio.Event) -> None:
+    """How late a TICK_S sleep wakes, again and again until `stop`: the event loop's lag."""
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        await asyncio.sleep(TICK_S)
+        lags.append(time.perf_counter() - t0 - TICK_S)
+
+
 async def tui_run(settings: Settings) -> tuple[float, list[float], int, str]:
     app = SalesmapApp(settings, base_dir=settings.db_path.parent, autostart=False)
     lags: list[float] = []
@@ -104,14 +112,7 @@ async def tui_run(settings: Settings) -> tuple[float, list[float], int, str]:
     async with app.run_test(size=(120, 36), message_hook=count_messages) as pilot:
         await pilot.pause()
         stop = asyncio.Event()
-
-        async def sample() -> None:
-            while not stop.is_set():
-                t0 = time.perf_counter()
-                await asyncio.sleep(TICK_S)
-                lags.append(time.perf_counter() - t0 - TICK_S)
-
-        sampler = asyncio.create_task(sample())
+        sampler = asyncio.create_task(sample_lags(lags, stop))
         t0 = time.perf_counter()
         app.action_start_run()
         while app.last_result is None or app.run_active:
@@ -161,14 +162,7 @@ async def attached_run(settings: Settings) -> tuple[float, list[float], int, str
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
         stop = asyncio.Event()
-
-        async def sample() -> None:
-            while not stop.is_set():
-                t0 = time.perf_counter()
-                await asyncio.sleep(TICK_S)
-                lags.append(time.perf_counter() - t0 - TICK_S)
-
-        sampler = asyncio.create_task(sample())
+        sampler = asyncio.create_task(sample_lags(lags, stop))
         t0 = time.perf_counter()
         proc = subprocess.Popen(headless_cmd(settings), env=env)
         while proc.poll() is None:

@@ -25,11 +25,13 @@ from salesmap_tui.engine.files import (
     ensure_private_dir,
     fsync_dir,
     open_private,
+    remove_quietly,
     resolve_db_path,
+    with_sidecars,
 )
 from salesmap_tui.engine.history import append_history, make_record
 from salesmap_tui.engine.runtag import is_run_tag, new_run_tag, utc_now_iso
-from salesmap_tui.engine.sqlite_util import open_readonly
+from salesmap_tui.engine.sqlite_util import open_readonly, quote_ident
 
 CHUNK = 1024 * 1024
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -59,16 +61,6 @@ class RestoreResult:
     db_path: Path
     previous_backup_path: Path | None  # where the replaced live DB was backed up (None: no DB)
     tables: dict[str, int]
-
-
-def _sidecars(path: Path) -> list[Path]:
-    return [path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal")]
-
-
-def _remove(*paths: Path) -> None:
-    for p in paths:
-        with contextlib.suppress(OSError):
-            p.unlink(missing_ok=True)
 
 
 def make_backup(db_path: Path, dest: Path) -> int:
@@ -106,10 +98,10 @@ def make_backup(db_path: Path, dest: Path) -> int:
         os.replace(gz_tmp, dest)
         fsync_dir(dest.parent)
     except sqlite3.Error as exc:
-        _remove(raw_tmp, gz_tmp, *_sidecars(raw_tmp))
+        remove_quietly(gz_tmp, *with_sidecars(raw_tmp))
         raise OSError(f"cannot back up {db_path}: {exc}") from exc
     except OSError as exc:
-        _remove(raw_tmp, gz_tmp, *_sidecars(raw_tmp))
+        remove_quietly(gz_tmp, *with_sidecars(raw_tmp))
         if exc.filename or str(dest.parent) in str(exc):
             raise
         # a write that failed (a full disk) names no file: say which one
@@ -117,9 +109,9 @@ def make_backup(db_path: Path, dest: Path) -> int:
             exc.errno, f"cannot back up {db_path} to {dest}: {exc.strerror or exc}"
         ) from exc
     except BaseException:
-        _remove(raw_tmp, gz_tmp, *_sidecars(raw_tmp))
+        remove_quietly(gz_tmp, *with_sidecars(raw_tmp))
         raise
-    _remove(raw_tmp, *_sidecars(raw_tmp))
+    remove_quietly(*with_sidecars(raw_tmp))
     return dest.stat().st_size
 
 
@@ -244,16 +236,16 @@ def verify_backup(
         tables = _check_sqlite(temp, backup_path)
         progress("integrity", 1.0)
     except BadBackup:
-        _remove(temp, *_sidecars(temp))
+        remove_quietly(*with_sidecars(temp))
         raise
     except RestoreFailed as exc:
-        _remove(temp, *_sidecars(temp))
+        remove_quietly(*with_sidecars(temp))
         note = _record_failed_restore(
             settings, new_run_tag(), utc_now_iso(), temp, None, exc, backup_path
         )
         raise RestoreFailed(str(exc) + note) from None
     except BaseException:
-        _remove(temp, *_sidecars(temp))
+        remove_quietly(*with_sidecars(temp))
         raise
     return VerifiedBackup(backup_path=backup_path, temp_path=temp, tables=tables, size_bytes=size)
 
@@ -360,8 +352,8 @@ def _check_sqlite(temp: Path, backup_path: Path) -> dict[str, int]:
         ]
         tables: dict[str, int] = {}
         for name in names:
-            quoted = '"' + name.replace('"', '""') + '"'
-            tables[name] = int(conn.execute(f"SELECT COUNT(*) FROM {quoted}").fetchone()[0])
+            count = conn.execute(f"SELECT COUNT(*) FROM {quote_ident(name)}").fetchone()[0]
+            tables[name] = int(count)
         return tables
     except sqlite3.Error as exc:
         if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:

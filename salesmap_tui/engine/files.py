@@ -189,7 +189,19 @@ def swap_mode(value: str) -> SwapMode:
 
 def sidecars(path: Path) -> list[Path]:
     """The `-wal`/`-shm`/`-journal` files that exist beside `path`."""
-    return [p for p in (path.with_name(path.name + s) for s in SIDECAR_SUFFIXES) if p.exists()]
+    return [p for p in with_sidecars(path)[1:] if p.exists()]
+
+
+def with_sidecars(path: Path) -> list[Path]:
+    """`path` and the names of its `-wal`/`-shm`/`-journal` (whether they exist or not)."""
+    return [path, *(path.with_name(path.name + s) for s in SIDECAR_SUFFIXES)]
+
+
+def remove_quietly(*paths: Path) -> None:
+    """Unlink each of `paths` that exists; one that cannot be removed is left (cleanup only)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
 
 
 def _uri(path: Path, mode: str) -> str:

@@ -113,7 +113,7 @@ def close_stale(settings: Settings) -> list[str]:
     return close_stale_running(settings.history_path, str(settings.db_path), known)
 
 
-def apply_run_retention(settings: Settings, log: Any) -> None:
+def apply_run_retention(settings: Settings, log: Callable[[str], None]) -> None:
     """Backups beyond --keep-backups, and run logs, events files and finished checkpoints
     beyond --keep-runs: after every run, failed ones too, and after a restore."""
     try:
@@ -319,7 +319,9 @@ class RunContext:
             return describe(exc)
         return None
 
-    def finish(self, result: RunResult, after_record: Any = None) -> RunResult:
+    def finish(
+        self, result: RunResult, after_record: Callable[[RunResult], None] | None = None
+    ) -> RunResult:
         """Record `result`, call `after_record(result)`, run retention, emit `RunFinished`."""
         self.write_log(f"finished: {result.status} (exit {result.exit_code}): {result.message}")
         trouble = self.record_final(result_record(result))

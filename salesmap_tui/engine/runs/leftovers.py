@@ -16,7 +16,7 @@ from salesmap_tui.config import Settings
 from salesmap_tui.engine.backup_owner import owner_tag
 from salesmap_tui.engine.checkpoint import CheckpointManager, check_own_paths
 from salesmap_tui.engine.errors import BadCheckpoint
-from salesmap_tui.engine.files import SIDECAR_SUFFIXES
+from salesmap_tui.engine.files import with_sidecars
 from salesmap_tui.engine.runtag import is_run_tag
 from salesmap_tui.engine.snapshot_db import run_info_of
 
@@ -40,10 +40,6 @@ def sweep(settings: Settings, checkpoints: CheckpointManager) -> list[str]:
     return warnings
 
 
-def _with_sidecars(path: Path) -> list[Path]:
-    return [path, *(path.with_name(path.name + x) for x in SIDECAR_SUFFIXES)]
-
-
 def orphans(settings: Settings, checkpoints: CheckpointManager) -> dict[Path, str]:
     """Temp DBs no checkpoint names, and this DB's partial backups."""
     s = settings
@@ -62,7 +58,7 @@ def orphans(settings: Settings, checkpoints: CheckpointManager) -> dict[Path, st
         tag = temp.name[len(prefix) : -len(".tmp")]
         if not is_run_tag(tag) or str(temp) in named or tag in tags_with_files:
             continue
-        found += _with_sidecars(temp)
+        found += with_sidecars(temp)
     if s.backup_dir.is_dir():
         # only this DB's partial backups: another DB sharing the folder may be writing its own
         stem = glob.escape(f"{s.db_path.stem}_")
@@ -95,7 +91,7 @@ def superseded_temp_dbs(settings: Settings, checkpoints: CheckpointManager) -> d
             continue
         if cp.started_at < str(live_started):
             reason = f"run {cp.run_tag} was superseded by the live snapshot ({live_started})"
-            for path in _with_sidecars(Path(cp.temp_db_path)):
+            for path in with_sidecars(Path(cp.temp_db_path)):
                 out[path] = reason
     return out
 

@@ -6,7 +6,6 @@ full disk the record that matters is the failure's (a `running` line would take 
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 
@@ -24,20 +23,15 @@ from salesmap_tui.engine.checkpoint import CheckpointManager
 from salesmap_tui.engine.errors import BadBackup
 from salesmap_tui.engine.events import BackupMade, EngineWarning, EventSink
 from salesmap_tui.engine.files import (
-    SIDECAR_SUFFIXES,
     fsync_file,
+    remove_quietly,
     replace_file_with_retry,
     swap_mode,
+    with_sidecars,
 )
 from salesmap_tui.engine.outcome import exit_code_for
 from salesmap_tui.engine.runs.context import RunContext, apply_run_retention
 from salesmap_tui.engine.runtag import new_run_tag, utc_now_iso
-
-
-def _remove_copy(temp: Path) -> None:
-    for path in (temp, *(temp.with_name(temp.name + x) for x in SIDECAR_SUFFIXES)):
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
 
 
 def supersede_checkpoints(settings: Settings, restored_from: Path) -> list[str]:
@@ -55,18 +49,15 @@ def restore_backup(
 
     `LockHeld` propagates. On failure the live DB is as it was and the temp copy is removed.
     """
-    temp = verified.temp_path
     # the live DB may be damaged beyond SQLite's header: a restore replaces it all the same
     ctx = RunContext(settings, "restore", on_event, needs_token=False, check_db=False)
     try:
-        ctx.__enter__()
+        with ctx:
+            return _restore(ctx, verified)
     except BaseException:
-        _remove_copy(temp)
+        # a refused lock or preflight leaves no verified copy behind either
+        remove_quietly(*with_sidecars(verified.temp_path))
         raise
-    try:
-        return _restore(ctx, verified)
-    finally:
-        ctx.__exit__(None, None, None)
 
 
 def _restore(ctx: RunContext, verified: VerifiedBackup) -> RestoreResult:
@@ -109,7 +100,7 @@ def _restore(ctx: RunContext, verified: VerifiedBackup) -> RestoreResult:
             CheckpointManager(settings.checkpoint_dir).clear_superseded(superseded)
             raise
     except BaseException as exc:
-        _remove_copy(temp)
+        remove_quietly(*with_sidecars(temp))
         if isinstance(exc, OSError):
             exc = RestoreFailed(
                 f"restore failed while {phase}: {exc.strerror or exc}"

@@ -50,12 +50,12 @@ from salesmap_tui.engine.events import (
     WebformResult,
 )
 from salesmap_tui.engine.files import (
-    SIDECAR_SUFFIXES,
     ensure_private_dir,
     fsync_file,
     park_fallback,
     replace_file_with_retry,
     swap_mode,
+    with_sidecars,
 )
 from salesmap_tui.engine.outcome import ExitCode, Failure, exit_code_for, kind_of, stopped_by, where
 from salesmap_tui.engine.runs import leftovers, resume
@@ -129,10 +129,6 @@ class SnapshotRun:
         self.webform_result: WebformResult | None = None
         self.replaced = False
         self.fallback: str | None = None
-
-    @property
-    def warnings(self) -> list[str]:
-        return self.ctx.warnings
 
     # --- events --------------------------------------------------------------------------------
     def emit(self, event: EngineEvent) -> None:
@@ -607,7 +603,7 @@ class SnapshotRun:
         self._close_conn()
         temp = Path(cp.temp_db_path)
         try:
-            for path in (temp, *(temp.with_name(temp.name + x) for x in SIDECAR_SUFFIXES)):
+            for path in with_sidecars(temp):
                 path.unlink(missing_ok=True)
             self.checkpoints.path_for(cp.run_tag).unlink(missing_ok=True)
         except OSError as exc:

@@ -79,11 +79,7 @@ def _key(key: str) -> str:
 
 
 def _own_bindings(owner: type[Any]) -> list[Binding]:
-    out = []
-    for item in owner.__dict__.get("BINDINGS", []):
-        if isinstance(item, Binding):
-            out.append(item)
-    return out
+    return [item for item in owner.__dict__.get("BINDINGS", []) if isinstance(item, Binding)]
 
 
 def key_sections(
