@@ -71,6 +71,37 @@ async def test_longest_chain_never_waits_behind_shorter_ones() -> None:
     assert sum(1 for _, n in log if n != "lead") == 18  # the others all got their pages
 
 
+async def test_every_critical_chain_is_held_not_only_the_top_one() -> None:
+    # three equal 30-page chains at 0.6 s a turn end the run (30 x 0.6 = 18 s against 130
+    # requests x 0.12 = 15.6 s at the pacer); short chains and a steady stream fill the gaps
+    vt = VirtualTime()
+    pacer = Pacer(0.12, 100, 10.0, clock=vt.clock, sleep=vt.sleep)
+    log: Log = []
+    remaining: Callable[[int], Callable[[int], float]] = lambda n: lambda i: float(n - i)  # noqa: E731
+    seen: list[set[str]] = []
+
+    async def probe() -> None:
+        await vt.sleep(3.0)
+        seen.append(pacer.critical_chains())
+
+    await vt.run(
+        [
+            *(_chain(pacer, vt, log, ep, 30, 0.6, remaining(30)) for ep in ("a", "b", "c")),
+            *(_chain(pacer, vt, log, ep, 4, 0.6, remaining(4)) for ep in ("org", "people")),
+            _chain(pacer, vt, log, "memo", 32, 0.0, remaining(32)),
+            probe(),
+        ]
+    )
+    _rules(log, 0.12)
+    assert seen == [{"a", "b", "c"}]  # the short chains and the stream are not critical
+    for ep in ("a", "b", "c"):
+        times = [t for t, n in log if n == ep]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        # once the pacer has seen one turn, each chain's next page goes out on arrival
+        assert max(gaps[1:]) <= 0.6 + EPS, (ep, max(gaps[1:]))
+    assert sum(1 for _, n in log if n == "memo") == 32  # the others all got their pages
+
+
 async def test_without_priorities_the_hold_is_not_used() -> None:
     vt = VirtualTime()
     pacer = Pacer(0.12, 100, 10.0, clock=vt.clock, sleep=vt.sleep)

@@ -129,7 +129,10 @@ class Pacer:
         self._seq = 0
         # chains seen lately: key -> (its last grant, its priority then)
         self._chains: dict[str, tuple[float, float]] = {}
-        self._hold: tuple[str, float] | None = None  # (key, when its next request is due)
+        # the critical chains (see _track_chain) -> when each one's next request is due; a
+        # chain's entry is dropped while its request waits at the pacer (it is back)
+        self._holds: dict[str, float] = {}
+        self._critical: set[str] = set()
         self._started = clock()
         self._last_stats: float | None = None
         self.total = 0
@@ -251,14 +254,16 @@ class Pacer:
         return slot
 
     def _assign(self, now: float) -> None:
-        """Hand every waiter its slot again, in priority order."""
+        """Hand every waiter its slot again: critical chains first, then by priority."""
         self._prune(now)
         self._raise_budget(now)
         waiting = self._pending
-        waiting.sort(key=lambda w: (-w.priority, w.seq))
-        hold = self._hold
-        if hold is not None and hold[1] + self.min_interval <= now:
-            hold = self._hold = None  # the chain did not come back in time: stop holding
+        critical = self._critical
+        waiting.sort(key=lambda w: (w.key not in critical, -w.priority, w.seq))
+        holds = self._holds
+        for key in [k for k, due in holds.items() if due + self.min_interval <= now]:
+            del holds[key]  # the chain did not come back in time: stop holding
+        dues = sorted(holds.values())
         cap = self.max_in_flight()
         room = len(waiting) if cap is None else max(0, cap - self.in_flight)
         if self._halted:
@@ -270,11 +275,11 @@ class Pacer:
                 w.slot = math.inf  # no room in flight: waits for a release
                 continue
             slot = self._earliest(now, given)
-            if hold is not None and w.key != hold[0]:
-                due_at = hold[1]
-                if due_at - self.min_interval < slot < due_at + self.min_interval:
-                    # keep the chain's expected slot clear; this one goes right after it
-                    slot = max(slot, due_at + self.min_interval)
+            if dues and w.key not in critical:
+                for due_at in dues:  # ascending: a push only meets later dues
+                    if due_at - self.min_interval < slot < due_at + self.min_interval:
+                        # keep a critical chain's expected slot clear; this one goes after it
+                        slot = due_at + self.min_interval
             w.slot = slot
             given.append(slot)
             if slot < before and w.wake is not None and not w.wake.done():
@@ -291,43 +296,58 @@ class Pacer:
         self._assign(now)
 
     def _track_chain(self, w: _Waiter, now: float) -> None:
+        """Decide, at a chain's grant, whether it is critical and when it will be back.
+
+        A chain is critical while its remaining pages, one turn each, take at least as long as
+        all the work left at the pacer (every live chain's pages, one interval each): the run
+        then ends with it, so each of its next requests is kept a slot on arrival. Several
+        chains can be critical at once (equal chains at a long latency); each is held.
+        """
         assert w.key is not None
-        last = self._chains.get(w.key)
+        key = w.key
+        last = self._chains.get(key)
         # how long the chain took to come back last time: its response time plus its own work
         turn = None if last is None else w.arrived - last[0]
-        self._chains[w.key] = (now, w.priority)
-        if self._hold is not None and self._hold[0] == w.key:
-            self._hold = None
+        self._chains[key] = (now, w.priority)
+        self._holds.pop(key, None)
         if turn is None or turn <= self.min_interval or turn > CHAIN_STALE_S:
+            self._critical.discard(key)
             return
-        # hold only for the top chain: no waiter and no other live chain ranks above it
-        work = 0.0  # pages still to come across the live chains (priorities are pages left)
+        if self.min_interval > 0 and self._pacer_work(now) * self.min_interval > w.priority * turn:
+            # the other chains' pages need the pacer longer than this chain needs its answers:
+            # every slot counts more than its next turn (a held slot is lost; a late turn
+            # costs the chain a moment)
+            self._critical.discard(key)
+            return
+        self._critical.add(key)
+        self._holds[key] = now + turn
+
+    def _pacer_work(self, now: float) -> float:
+        """Requests still to come at the pacer, across the live chains (priorities are pages
+        left) and the waiters (a waiter is a request at least, and a list's pages rarely end
+        on the guess). Chains silent for CHAIN_STALE_S are finished or stalled: forgotten."""
+        waiting = {p.key for p in self._pending}
+        work = 0.0
         for key, (granted, priority) in list(self._chains.items()):
             if granted < now - CHAIN_STALE_S:
-                del self._chains[key]  # finished or stalled: it no longer competes
-            elif priority > w.priority:
-                return
-            elif key == w.key or all(p.key != key for p in self._pending):
+                del self._chains[key]
+                self._critical.discard(key)
+                self._holds.pop(key, None)
+            elif key not in waiting:
                 work += max(0.0, priority)  # waiting chains are counted below
-        if any(p.priority > w.priority for p in self._pending):
-            return
-        # chains that have not been granted lately, waiting at the pacer, have work too
-        # (a waiter is a request at least, and a list's pages rarely end on the guess)
-        work += sum(math.ceil(max(0.0, p.priority)) + 1 for p in self._pending if p.key != w.key)
-        # and only while the chain is the critical path: when the other chains' pages need
-        # the pacer longer than the chain needs its responses, every slot counts more than
-        # the chain's next turn (a held slot is lost; a late turn costs the chain a moment)
-        if self.min_interval > 0 and work * self.min_interval > w.priority * turn:
-            return
-        self._hold = (w.key, now + turn)
+        work += sum(math.ceil(max(0.0, p.priority)) + 1 for p in self._pending)
+        return work
+
+    def critical_chains(self) -> set[str]:
+        """The chains held for now (their next request gets the first slot after its answer)."""
+        return set(self._critical)
 
     def end_chain(self, key: str) -> None:
         """The chain `key` has made its last request: it no longer outranks anyone."""
         self._chains.pop(key, None)
-        if self._hold is not None and self._hold[0] == key:
-            self._hold = None
-            if self._pending:
-                self._assign(self._clock())
+        self._critical.discard(key)
+        if self._holds.pop(key, None) is not None and self._pending:
+            self._assign(self._clock())
 
     def _may_go(self, now: float, lead: float = 0.0) -> bool:
         if self._halted:
@@ -415,8 +435,8 @@ class Pacer:
             return self._clock()
         w = _Waiter(priority, self._seq, key, self._clock())
         self._seq += 1
-        if key is not None and self._hold is not None and self._hold[0] == key:
-            self._hold = None  # the chain is back: it takes the next slot itself
+        if key is not None:
+            self._holds.pop(key, None)  # the chain is back: it takes the next slot itself
         self._pending.append(w)
         lead = self.lead() if confirm else 0.0
         try:
@@ -461,7 +481,8 @@ class Pacer:
         self.pauses = 0
         self._pending = []
         self._chains = {}
-        self._hold = None
+        self._holds = {}
+        self._critical = set()
         self.in_flight = 0
         self._concurrency = concurrency
         self._unconfirmed = None
