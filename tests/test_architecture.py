@@ -47,7 +47,7 @@ def test_no_runtime_import_cycle_between_any_two_modules() -> None:
     functions too (only `if TYPE_CHECKING:` imports are left out: they never run)."""
     import grimp
 
-    graph = grimp.build_graph("salesmap_tui", exclude_type_checking_imports=True)
+    graph = grimp.build_graph("salesmap_tui", exclude_type_checking_imports=True, cache_dir=None)
     cycles = sorted(
         (a, b)
         for a in graph.modules
@@ -56,3 +56,51 @@ def test_no_runtime_import_cycle_between_any_two_modules() -> None:
     )
     assert cycles == []
     assert len(graph.modules) > 60  # the whole package was read
+
+
+def test_no_screen_or_widget_imports_the_app() -> None:
+    """Attributes down, messages up: a screen is handed a ScreenContext and posts messages; it
+    never imports the App, not even for typing (`if TYPE_CHECKING:` imports count here), and
+    the contract saying so lists no exception."""
+    import tomllib
+
+    import grimp
+
+    graph = grimp.build_graph("salesmap_tui", exclude_type_checking_imports=False, cache_dir=None)
+    importers = sorted(graph.find_modules_that_directly_import("salesmap_tui.tui.app"))
+    assert importers, "the graph lost the App (the check would pass vacuously)"
+    assert [
+        m
+        for m in importers
+        if m.startswith(("salesmap_tui.tui.screens", "salesmap_tui.tui.widgets"))
+    ] == []
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    screens = [
+        c
+        for c in contracts["contracts"]
+        if c.get("forbidden_modules") == ["salesmap_tui.tui.app"]
+        and set(c.get("source_modules", ()))
+        >= {"salesmap_tui.tui.screens", "salesmap_tui.tui.widgets"}
+    ]
+    assert len(screens) == 1 and not screens[0].get("ignore_imports"), screens
+    for contract in contracts["contracts"]:
+        for ignored in contract.get("ignore_imports", ()):
+            assert not ignored.startswith(("salesmap_tui.tui.screens", "salesmap_tui.tui.widgets"))
+
+
+def test_the_screens_contract_bites(tmp_path: Path) -> None:
+    """The same contract, run on a module that does import the App (the console script), is
+    reported broken: the checker sees such an import."""
+    config = tmp_path / "contracts.toml"
+    config.write_text(
+        '[tool.importlinter]\nroot_package = "salesmap_tui"\n\n'
+        "[[tool.importlinter.contracts]]\n"
+        'name = "never import the App"\ntype = "forbidden"\n'
+        'source_modules = ["salesmap_tui.tui.screens", "salesmap_tui.cli.main"]\n'
+        'forbidden_modules = ["salesmap_tui.tui.app"]\n'
+    )
+    done = lint_imports(str(config))
+    assert done.returncode != 0
+    assert (
+        "BROKEN" in done.stdout and "salesmap_tui.cli.main -> salesmap_tui.tui.app" in done.stdout
+    )

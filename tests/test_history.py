@@ -91,3 +91,23 @@ def test_last_records_and_close_stale_running(tmp_path: Path) -> None:
     assert last["C"]["status"] == "running"  # another DB's run is not ours to close
     assert set(last["A"]) >= CONTRACT_FIELDS
     assert close_stale_running(path, "live.db") == []  # nothing left to close
+
+
+def test_latest_per_tag_keeps_each_runs_last_line_and_every_other_line_in_file_order() -> None:
+    from salesmap_tui.engine.history import HistoryEntry, HistoryProblem, latest_per_tag
+
+    def entry(n: int, **record: object) -> HistoryEntry:
+        return HistoryEntry(line_no=n, record=dict(record))
+
+    items = [
+        entry(1, run_tag="a", status="running"),
+        entry(2, run_tag="b", status="running"),
+        HistoryProblem(line_no=3, text="{oops", error="not JSON"),
+        entry(4, run_tag="a", status="done"),
+        entry(5, status="done"),  # no run tag: kept as it is
+        entry(6, status="failed"),
+        entry(7, run_tag="b", status="interrupted"),
+    ]
+    kept = latest_per_tag(items)
+    assert [item.line_no for item in kept] == [3, 4, 5, 6, 7]
+    assert latest_per_tag([]) == []

@@ -27,7 +27,7 @@ from salesmap_tui.engine.errors import SalesmapTuiError, printable
 from salesmap_tui.engine.events import (
     EventSink,
 )
-from salesmap_tui.engine.history import last_records
+from salesmap_tui.engine.history import last_records, latest_per_tag
 
 
 def dispatch(command: str, args: argparse.Namespace, resolved: ResolvedSettings) -> int:
@@ -139,15 +139,12 @@ def cmd_history(settings: Settings, *, as_json: bool) -> int:
         print(f"no runs recorded in {settings.history_path}")
         return 0
     # a run may have several lines (running, then its outcome): the last one is its state
-    latest: dict[str, dict[str, Any]] = {}
-    for rec in records:
-        latest.pop(str(rec.get("run_tag")), None)
-        latest[str(rec.get("run_tag"))] = rec
+    latest = [e.record for e in latest_per_tag(entries) if isinstance(e, api.HistoryEntry)]
     print(
         f"{'run tag':<22} {'kind':<8} {'status':<11} {'started':<20} {'dur s':>7} {'rows':>9} "
         "err exit"
     )
-    for rec in latest.values():
+    for rec in latest:
         tables = rec.get("tables") or {}
         rows = sum(int(t.get("rows") or 0) for t in tables.values() if isinstance(t, dict))
         print(

@@ -30,6 +30,9 @@ class HistoryProblem:
     error: str
 
 
+HistoryItem = HistoryEntry | HistoryProblem
+
+
 def make_record(**fields: Any) -> dict[str, Any]:
     """A history record with every CONTRACT.md field (defaults for those not given).
 
@@ -124,7 +127,7 @@ def _history_error(path: Path, what: str, exc: OSError) -> OSError:
     return OSError(exc.errno, message)
 
 
-def read_history(path: Path) -> list[HistoryEntry | HistoryProblem]:
+def read_history(path: Path) -> list[HistoryItem]:
     """Every line, oldest first; a line that is not a JSON object becomes a `HistoryProblem`."""
     try:
         raw = path.read_bytes()
@@ -152,6 +155,29 @@ def read_history(path: Path) -> list[HistoryEntry | HistoryProblem]:
             )
             continue
         out.append(HistoryEntry(line_no=line_no, record=value))
+    return out
+
+
+def latest_per_tag(items: list[HistoryItem]) -> list[HistoryItem]:
+    """The last line of each run tag (its state; a run writes `running`, then its outcome),
+    plus every line without a run tag and every unparseable one, in file order.
+
+    The one spelling of "latest record per run tag" for lists of runs: the TUI's history, the
+    `history` command, the dashboard's newest run (`last_records` keys them by tag).
+    """
+    last: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, HistoryEntry):
+            tag = item.record.get("run_tag")
+            if isinstance(tag, str):
+                last[tag] = index
+    out: list[HistoryItem] = []
+    for index, item in enumerate(items):
+        if isinstance(item, HistoryEntry):
+            tag = item.record.get("run_tag")
+            if isinstance(tag, str) and last[tag] != index:
+                continue
+        out.append(item)
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -22,12 +23,23 @@ from textual.worker import Worker, WorkerState
 from salesmap_tui.config import TOKEN_ENV, Settings
 from salesmap_tui.engine import errors
 from salesmap_tui.engine.events import EngineEvent, RunFinished, RunResult
-from salesmap_tui.engine.outcome import ExitCode, Failure, kind_of
+from salesmap_tui.engine.outcome import ExitCode
+from salesmap_tui.tui.context import ScreenContext
 from salesmap_tui.tui.format import Clock, parse_iso, relativize, show_path, size, system_clock
-from salesmap_tui.tui.messages import EngineEventMessage, WatchMessage
-from salesmap_tui.tui.overview import HeldBack, discard_held_back, overview
+from salesmap_tui.tui.messages import (
+    CancelRun,
+    DiscardHeld,
+    EngineEventMessage,
+    LetIn,
+    OpenLog,
+    StartRun,
+    StartWebformPass,
+    StopAttached,
+    WatchMessage,
+)
+from salesmap_tui.tui.overview import HeldBack, discard_held_back
 from salesmap_tui.tui.prefs import default_state_path, load_state, save_state, screenshot_dir
-from salesmap_tui.tui.screens.base import AppScreen
+from salesmap_tui.tui.screens.base import AppScreen, KeyedScreen
 from salesmap_tui.tui.screens.dashboard import DashboardScreen
 from salesmap_tui.tui.screens.help import HelpScreen
 from salesmap_tui.tui.screens.history import HistoryScreen
@@ -43,7 +55,7 @@ from salesmap_tui.tui.watch import (
     WatchReport,
 )
 from salesmap_tui.tui.widgets.confirm import ConfirmScreen
-from salesmap_tui.tui.widgets.error_modal import ErrorModal
+from salesmap_tui.tui.widgets.error_modal import ErrorModal, describe_error
 
 T = TypeVar("T")
 
@@ -52,18 +64,15 @@ MISSING_TOKEN_TEXT = (
     "History, restore and checkpoints work without it."
 )
 
-
-def describe_error(error: BaseException, token: str | None) -> tuple[str, str]:
-    """(title, message) for the error modal; the token never appears in either."""
-    title = "Unexpected error"
-    if isinstance(error, errors.SalesmapTuiError):
-        title = Failure(kind_of(error), str(error)).title
-        message = str(error) or type(error).__name__
-    else:
-        message = f"{type(error).__name__}: {error}"
-    if token:
-        message = message.replace(token, "***")
-    return title, message
+# The App's modes and the screen each starts with (made once, with the screen context, when the
+# mode is first shown; the App keeps them to route engine events and reloads down to them).
+MODE_SCREENS: dict[str, type[AppScreen] | type[DashboardScreen]] = {
+    "dashboard": DashboardScreen,
+    "resume": ResumeScreen,
+    "restore": RestoreScreen,
+    "webform": WebformScreen,
+    "history": HistoryScreen,
+}
 
 
 class SalesmapApp(App[int]):
@@ -73,18 +82,7 @@ class SalesmapApp(App[int]):
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = True
 
-    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
-        "dashboard": DashboardScreen,
-        "resume": ResumeScreen,
-        "restore": RestoreScreen,
-        "webform": WebformScreen,
-        "history": HistoryScreen,
-    }
-    DEFAULT_MODE = "dashboard"
-    # How often the dashboard draws progress at most (seconds); 0 draws after every burst.
-    # 4 draws a second read as live; each draw of the dashboard costs the event loop (and the
-    # engine thread, through the GIL) tens of ms on a busy machine (bench/bench_ui.py).
-    ui_refresh_s = 0.25
+    DEFAULT_MODE = "dashboard"  # (the modes are added in __init__: MODE_SCREENS)
 
     # The footers come from the screens (screens/base.py: Quit and Help first, then each
     # screen's own keys); these make the keys work everywhere, modals included.
@@ -117,21 +115,39 @@ class SalesmapApp(App[int]):
         self.demo = demo
         self.now = clock
         self.base_dir = base_dir or Path.cwd()
+        # what every screen is handed (attributes down; they post messages up)
+        self.screen_context = ScreenContext(settings, self.base_dir, clock, demo)
+        self._screens: dict[str, KeyedScreen] = {}  # mode -> its screen, once shown
+        for mode, screen_class in MODE_SCREENS.items():
+            self.add_mode(mode, functools.partial(self._new_screen, mode, screen_class))
+        # How often the dashboard draws progress at most (seconds); 0 draws after every burst.
+        # 4 draws a second read as live; each draw of the dashboard costs the event loop (and
+        # the engine thread, through the GIL) tens of ms on a busy machine (bench/bench_ui.py).
+        self._ui_refresh_s = 0.25
         self.autostart = demo if autostart is None else autostart
         self.run_active = False
         self.run_kind: str | None = None
         self._cancel = threading.Event()
         self._engine_worker: Worker[RunResult] | None = None
-        self._callbacks: dict[
-            Worker[Any],
-            tuple[Callable[[Any], None] | None, Callable[[BaseException], None] | None],
-        ] = {}
         self.last_result: RunResult | None = None
         self.watch_poll_s = POLL_S
         self._watcher: RunWatcher | None = None
         self._watched_pid: int | None = None
 
     # --- screens --------------------------------------------------------------------------------
+    def _new_screen(
+        self, mode: str, screen_class: type[AppScreen] | type[DashboardScreen]
+    ) -> KeyedScreen:
+        """A mode's screen, the first time the mode is shown; the App keeps it."""
+        screen: KeyedScreen
+        if screen_class is DashboardScreen:
+            screen = DashboardScreen(self.screen_context, refresh_s=self.ui_refresh_s)
+        else:
+            screen = screen_class(self.screen_context)
+        screen.run_active = self.run_active
+        self._screens[mode] = screen
+        return screen
+
     @property
     def dashboard(self) -> DashboardScreen:
         screen = self.get_screen_for_mode("dashboard")
@@ -139,9 +155,30 @@ class SalesmapApp(App[int]):
         return screen
 
     def get_screen_for_mode(self, mode: str) -> Screen[Any] | None:
-        """The bottom screen of a mode's stack, if that mode was ever shown."""
-        stack = self._screen_stacks.get(mode)
-        return stack[0] if stack else None
+        """The screen of a mode, if that mode was ever shown."""
+        return self._screens.get(mode)
+
+    @property
+    def run_active(self) -> bool:
+        """A run of ours (or a swap) is going; every screen is told (it refuses what clashes)."""
+        return self._run_active
+
+    @run_active.setter
+    def run_active(self, active: bool) -> None:
+        self._run_active = active
+        for screen in self._screens.values():
+            screen.run_active = active
+
+    @property
+    def ui_refresh_s(self) -> float:
+        return self._ui_refresh_s
+
+    @ui_refresh_s.setter
+    def ui_refresh_s(self, seconds: float) -> None:
+        self._ui_refresh_s = seconds
+        dashboard = self._screens.get("dashboard")
+        if isinstance(dashboard, DashboardScreen):
+            dashboard.refresh_s = seconds
 
     def on_mount(self) -> None:
         self.sub_title = "demo (local sandbox)" if self.demo else ""
@@ -176,28 +213,26 @@ class SalesmapApp(App[int]):
                     return info.run_tag
             return None
 
-        def offer(tag: str | None) -> None:
-            if tag is None:
-                self.action_start_run()
-                return
+        self.run_in_thread(unfinished, group="demo-start", description="demo checkpoints")
 
-            def answer(yes: bool | None) -> None:
-                self.action_start_run(resume_run_tag=tag if yes else None)
+    def _demo_offer(self, tag: str | None) -> None:
+        if tag is None:
+            self.action_start_run()
+            return
 
-            self.push_screen(
-                ConfirmScreen(
-                    "Continue the unfinished demo run?",
-                    f"Demo run {tag} stopped before it finished; its checkpoint and temp DB are "
-                    "in salesmap-demo/. Continue it, or start a fresh run (the unfinished one "
-                    "stays resumable from Resume (s)).",
-                    yes="Continue it",
-                    no="Start fresh",
-                ),
-                answer,
-            )
+        def answer(yes: bool | None) -> None:
+            self.action_start_run(resume_run_tag=tag if yes else None)
 
-        self.run_in_thread(
-            unfinished, group="demo-start", description="demo checkpoints", on_success=offer
+        self.push_screen(
+            ConfirmScreen(
+                "Continue the unfinished demo run?",
+                f"Demo run {tag} stopped before it finished; its checkpoint and temp DB are "
+                "in salesmap-demo/. Continue it, or start a fresh run (the unfinished one "
+                "stays resumable from Resume (s)).",
+                yes="Continue it",
+                no="Start fresh",
+            ),
+            answer,
         )
 
     def _remember_theme(self, theme: Any) -> None:
@@ -246,14 +281,8 @@ class SalesmapApp(App[int]):
         return True
 
     def load_overview(self) -> None:
-        """The newest run and the live DB for the dashboard (files and SQLite: a thread)."""
-        settings = self.settings
-        self.run_in_thread(
-            lambda: overview(settings),
-            group="overview",
-            description="overview",
-            on_success=self.dashboard.show_overview,
-        )
+        """The dashboard reads the newest run and the live DB again (in its own thread)."""
+        self.dashboard.load_overview()
 
     # --- another process's run ------------------------------------------------------------------
     @on(WatchMessage)
@@ -300,6 +329,10 @@ class SalesmapApp(App[int]):
                 if isinstance(screen, AppScreen):
                     screen.reload()
 
+    @on(StopAttached)
+    def _on_stop_attached(self, _message: StopAttached) -> None:
+        self.action_stop_attached()
+
     def action_stop_attached(self) -> None:
         """SIGTERM to the watched run's process, after asking (it saves a checkpoint, exits 143)."""
         holder = self.dashboard.holder
@@ -331,6 +364,14 @@ class SalesmapApp(App[int]):
         )
 
     # --- snapshots the shrink guard held back -----------------------------------------------------
+    @on(LetIn)
+    def _on_let_in(self, message: LetIn) -> None:
+        self.action_let_in(message.held)
+
+    @on(DiscardHeld)
+    def _on_discard_held(self, message: DiscardHeld) -> None:
+        self.action_discard_held(message.held)
+
     def action_let_in(self, held: HeldBack) -> None:
         """Swap a held-back snapshot in, after a look and a yes (the live DB is backed up)."""
         if self.run_active:
@@ -369,23 +410,16 @@ class SalesmapApp(App[int]):
         self.run_kind = "snapshot"
         self.dashboard.refresh_bindings()
         self.notify(f"Letting {held.run_tag} in…", markup=False)
-
-        def done(result: RunResult) -> None:
-            self.run_active = False
-            self.dashboard.finish(result)
-            self._run_finished(result)
-
-        def failed(_error: BaseException) -> None:
-            self.run_active = False
-            self.load_overview()
-
         self.run_in_thread(
             lambda: api.promote_snapshot(settings, Path(held.path)),
             group="promote",
             description="let a held-back snapshot in",
-            on_success=done,
-            on_error=failed,
         )
+
+    def _promoted(self, result: RunResult) -> None:
+        self.run_active = False
+        self.dashboard.finish(result)
+        self._run_finished(result)
 
     def action_discard_held(self, held: HeldBack) -> None:
         """Delete a held-back snapshot file (nothing else), after asking."""
@@ -402,18 +436,14 @@ class SalesmapApp(App[int]):
         def answer(yes: bool | None) -> None:
             if not yes:
                 return
-            settings = self.settings
+            settings, path = self.settings, Path(held.path)
 
-            def done(_: None) -> None:
-                self.notify(f"Discarded {Path(held.path).name}", markup=False)
-                self.load_overview()
+            def discard() -> Path:
+                discard_held_back(settings, path)
+                return path
 
             self.run_in_thread(
-                lambda: discard_held_back(settings, Path(held.path)),
-                group="discard-held",
-                description="discard a held-back snapshot",
-                on_success=done,
-                on_error=lambda _e: self.load_overview(),
+                discard, group="discard-held", description="discard a held-back snapshot"
             )
 
         self.push_screen(
@@ -422,6 +452,21 @@ class SalesmapApp(App[int]):
         )
 
     # --- engine runs ----------------------------------------------------------------------------
+    @on(StartRun)
+    def _on_start_run(self, message: StartRun) -> None:
+        self.action_start_run(resume_run_tag=message.resume_run_tag)
+
+    @on(StartWebformPass)
+    def _on_start_webform_pass(self, _message: StartWebformPass) -> None:
+        if self.start_webform_pass():
+            webform = self.get_screen_for_mode("webform")
+            if isinstance(webform, WebformScreen):
+                webform.pass_started()
+
+    @on(CancelRun)
+    def _on_cancel_run(self, _message: CancelRun) -> None:
+        self.action_cancel_run()
+
     def action_start_run(self, resume_run_tag: str | None = None) -> None:
         """Start a full snapshot (or continue `resume_run_tag`) on the dashboard."""
         self._start_engine(
@@ -536,18 +581,11 @@ class SalesmapApp(App[int]):
             answer,
         )
 
-    # --- generic thread workers -----------------------------------------------------------------
-    def run_in_thread(
-        self,
-        fn: Callable[[], T],
-        *,
-        group: str,
-        description: str,
-        on_success: Callable[[T], None] | None = None,
-        on_error: Callable[[BaseException], None] | None = None,
-    ) -> Worker[T]:
-        """Blocking work (SQLite, gzip, file listing) off the event loop; errors → error modal."""
-        worker: Worker[T] = self.run_worker(
+    # --- the App's own thread workers (each screen runs its own: screens/base.py) ---------------
+    def run_in_thread(self, fn: Callable[[], T], *, group: str, description: str) -> Worker[T]:
+        """Blocking work (SQLite, files) off the event loop; `_thread_done` gets its result,
+        an error goes to the error modal."""
+        return self.run_worker(
             fn,
             thread=True,
             exclusive=True,
@@ -555,8 +593,22 @@ class SalesmapApp(App[int]):
             description=description,
             exit_on_error=False,
         )
-        self._callbacks[worker] = (on_success, on_error)
-        return worker
+
+    def _thread_done(self, group: str, result: Any) -> None:
+        if group == "demo-start":
+            self._demo_offer(result)
+        elif group == "promote":
+            self._promoted(result)
+        elif group == "discard-held":
+            self.notify(f"Discarded {Path(result).name}", markup=False)
+            self.load_overview()
+
+    def _thread_failed(self, group: str, _error: BaseException) -> None:
+        if group == "promote":
+            self.run_active = False
+            self.load_overview()
+        elif group == "discard-held":
+            self.load_overview()
 
     @on(Worker.StateChanged)
     def _on_worker_state(self, event: Worker.StateChanged) -> None:
@@ -589,33 +641,30 @@ class SalesmapApp(App[int]):
             elif event.state == WorkerState.CANCELLED:
                 self.run_active = False
             return
-        callbacks = self._callbacks.get(worker)
         if event.state == WorkerState.SUCCESS:
-            self._callbacks.pop(worker, None)
-            if callbacks and callbacks[0]:
-                callbacks[0](worker.result)
+            self._thread_done(worker.group, worker.result)
         elif event.state == WorkerState.ERROR:
-            self._callbacks.pop(worker, None)
             error = worker.error or Exception("unknown error")
-            if callbacks and callbacks[1]:
-                callbacks[1](error)
+            self._thread_failed(worker.group, error)
             self.show_error(*describe_error(error, self.settings.token))
-        elif event.state == WorkerState.CANCELLED:
-            self._callbacks.pop(worker, None)
 
     def show_error(self, title: str, message: str) -> None:
         self.push_screen(ErrorModal(title, relativize(message, self.base_dir)))
+
+    @on(OpenLog)
+    def _on_open_log(self, message: OpenLog) -> None:
+        self.open_log(message.path)
 
     def open_log(self, log_path: str) -> None:
         """A run's log in the log viewer (e switches to its events file)."""
         from salesmap_tui.tui.screens.logview import LogScreen
 
-        self.push_screen(LogScreen(log_path))
+        self.push_screen(LogScreen(self.screen_context, log_path))
 
     # --- help, palette, quit --------------------------------------------------------------------
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.screen_context))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

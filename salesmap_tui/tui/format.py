@@ -18,6 +18,27 @@ from salesmap_tui.engine.errors import printable
 
 Clock = Callable[[], datetime]
 
+# A run's status (RunStatus) in one colour everywhere. The dashboard shows one run, all bold; a
+# list (history) makes only the alarming ones bold, so they stand out among many.
+STATUS_COLORS = {
+    "done": "green",
+    "failed": "red",
+    "interrupted": "yellow",
+    "fallback": "yellow",
+    "running": "cyan",
+}
+ALARMING_STATUSES = frozenset({"failed", "fallback"})
+
+
+def status_style(status: str, *, in_list: bool = False) -> str:
+    """The style of a run status: bold on the dashboard; in a list, bold only when alarming."""
+    color = STATUS_COLORS.get(status)
+    if in_list:
+        if color is None:
+            return ""
+        return f"bold {color}" if status in ALARMING_STATUSES else color
+    return f"bold {color}" if color else "bold"
+
 
 def system_clock() -> datetime:
     """The real clock, in the local time zone."""

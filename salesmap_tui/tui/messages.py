@@ -1,4 +1,5 @@
-"""Textual messages that carry engine events from the worker thread into the UI."""
+"""Textual messages: engine events from the worker thread into the UI, and the requests the
+screens post up to the App."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from salesmap_tui.engine.events import (
     RequestStats,
     WebformProgress,
 )
+from salesmap_tui.tui.overview import HeldBack
 from salesmap_tui.tui.watch import WatchReport
 
 
@@ -51,3 +53,48 @@ class VerifyProgressMessage(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, VerifyProgressMessage) and message.stage == self.stage
+
+
+# --- requests a screen posts up to the App (messages up; the App handles them with @on) ----------
+class StartRun(Message):
+    """Start a full snapshot on the dashboard, or continue the run `resume_run_tag`."""
+
+    def __init__(self, resume_run_tag: str | None = None) -> None:
+        super().__init__()
+        self.resume_run_tag = resume_run_tag
+
+
+class StartWebformPass(Message):
+    """Start the web-form-only pass (the App tells the web-form screen when it started)."""
+
+
+class CancelRun(Message):
+    """Cancel our own run (the App asks first)."""
+
+
+class StopAttached(Message):
+    """Stop the watched run of another process (the App asks first)."""
+
+
+class OpenLog(Message):
+    """Show a run's log in the log viewer."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+
+class LetIn(Message):
+    """Swap a snapshot the shrink guard held back in (the App asks first)."""
+
+    def __init__(self, held: HeldBack) -> None:
+        super().__init__()
+        self.held = held
+
+
+class DiscardHeld(Message):
+    """Delete a snapshot the shrink guard held back (the App asks first)."""
+
+    def __init__(self, held: HeldBack) -> None:
+        super().__init__()
+        self.held = held

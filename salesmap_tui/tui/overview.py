@@ -21,7 +21,7 @@ import psutil
 
 from salesmap_tui.config import Settings
 from salesmap_tui.engine.events import EVENTS_SUFFIX
-from salesmap_tui.engine.history import HistoryEntry, read_history
+from salesmap_tui.engine.history import last_records
 from salesmap_tui.engine.shrink import Shrink, shrunk_tables, table_rows
 from salesmap_tui.engine.webform import open_readonly
 
@@ -71,12 +71,7 @@ class Holder:
 
 def newest_run(settings: Settings) -> dict[str, Any] | None:
     """The newest run by start time, as `salesmap-tui history` orders them (last line per tag)."""
-    records: dict[str, dict[str, Any]] = {}
-    for item in read_history(settings.history_path):
-        if isinstance(item, HistoryEntry):
-            tag = item.record.get("run_tag")
-            if isinstance(tag, str) and tag:
-                records[tag] = item.record
+    records = last_records(settings.history_path)
     if not records:
         return None
     return max(records.values(), key=lambda r: (str(r.get("started_at") or ""), r["run_tag"]))

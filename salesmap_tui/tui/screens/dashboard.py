@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.console import Group
 from rich.table import Table
@@ -33,6 +33,7 @@ from salesmap_tui.engine.events import (
     RunStarted,
     WebformProgress,
 )
+from salesmap_tui.tui.context import ScreenContext
 from salesmap_tui.tui.format import (
     age,
     clock_time,
@@ -46,16 +47,22 @@ from salesmap_tui.tui.format import (
     short_path,
     show_path,
     size,
+    status_style,
     wait,
 )
-from salesmap_tui.tui.overview import HeldBack, Holder, Overview
+from salesmap_tui.tui.messages import (
+    CancelRun,
+    DiscardHeld,
+    LetIn,
+    OpenLog,
+    StartRun,
+    StopAttached,
+)
+from salesmap_tui.tui.overview import HeldBack, Holder, Overview, overview
 from salesmap_tui.tui.runview import ENDPOINTS, RetryEntry, RunView
 from salesmap_tui.tui.screens.base import KeyedScreen
 from salesmap_tui.tui.widgets.endpoint_row import EndpointRow, eta_text
 from salesmap_tui.tui.widgets.quiet_static import set_text
-
-if TYPE_CHECKING:
-    from salesmap_tui.tui.app import SalesmapApp
 
 PHASES = (
     ("backup", "backup"),
@@ -64,14 +71,6 @@ PHASES = (
     ("finalize", "finalize"),
     ("swap", "swap"),
 )
-STATUS_STYLES = {
-    "done": "bold green",
-    "failed": "bold red",
-    "interrupted": "bold yellow",
-    "fallback": "bold yellow",
-    "held_back": "bold yellow",
-    "running": "bold cyan",
-}
 DEFAULT_REFRESH_S = 0.25  # the dashboard draws progress at most this often (app.ui_refresh_s)
 NARROW = 100  # below this many columns the dashboard uses its compact layout
 # Where a wait came from, in the few cells the log has for it.
@@ -109,8 +108,9 @@ class DashboardScreen(KeyedScreen):
         Binding("h", "app.switch_mode('history')", "History", id="dashboard.history"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__(id="dashboard")
+    def __init__(self, context: ScreenContext, *, refresh_s: float = DEFAULT_REFRESH_S) -> None:
+        super().__init__(context, id="dashboard")
+        self.refresh_s = refresh_s  # draws progress at most this often (seconds; 0: every burst)
         self.view = RunView()
         self.overview: Overview | None = None
         self.holder: Holder | None = None  # another process's run this dashboard follows
@@ -166,10 +166,6 @@ class DashboardScreen(KeyedScreen):
     def webform(self) -> WebformProgress | None:
         return self.view.webform
 
-    @property
-    def sapp(self) -> SalesmapApp:
-        return cast("SalesmapApp", self.app)
-
     # --- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(id="run-bar")
@@ -185,7 +181,7 @@ class DashboardScreen(KeyedScreen):
                 ):
                     yield Static(Text(name, style="bold"), classes=cls)
             for endpoint in ENDPOINTS:
-                yield EndpointRow(endpoint, self.view.endpoints[endpoint])
+                yield EndpointRow(endpoint, self.view.endpoints[endpoint], clock=self.context.clock)
         yield Static(id="rate-bar")
         with Horizontal(id="bottom"):
             with Vertical(id="retry-pane"):
@@ -257,19 +253,18 @@ class DashboardScreen(KeyedScreen):
         self._sync_log()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        app = self.sapp
         watching = self.holder is not None and self.view.active
         if action == "cancel_run":
-            return app.run_active
+            return self.run_active
         if action == "stop_attached":
             return watching
         if action == "start_run":
             # while watching another process's run: hidden (its footer needs x at 80 columns)
-            return False if watching else (None if app.run_active else True)
+            return False if watching else (None if self.run_active else True)
         if action == "open_log":
             return self.log_path() is not None
         if action in ("let_in", "discard_held"):
-            return self.held_back is not None and not (app.run_active or watching)
+            return self.held_back is not None and not (self.run_active or watching)
         return True
 
     @property
@@ -280,11 +275,11 @@ class DashboardScreen(KeyedScreen):
 
     def action_let_in(self) -> None:
         if self.held_back is not None:
-            self.sapp.action_let_in(self.held_back)
+            self.post_message(LetIn(self.held_back))
 
     def action_discard_held(self) -> None:
         if self.held_back is not None:
-            self.sapp.action_discard_held(self.held_back)
+            self.post_message(DiscardHeld(self.held_back))
 
     def log_path(self) -> str | None:
         """The log of the run on screen: this one, the watched one, or the newest recorded."""
@@ -300,16 +295,25 @@ class DashboardScreen(KeyedScreen):
     def action_open_log(self) -> None:
         path = self.log_path()
         if path is not None:
-            self.sapp.open_log(path)
+            self.post_message(OpenLog(path))
 
     def action_start_run(self) -> None:
-        self.sapp.action_start_run()
+        self.post_message(StartRun())
 
     def action_cancel_run(self) -> None:
-        self.sapp.action_cancel_run()
+        self.post_message(CancelRun())
 
     def action_stop_attached(self) -> None:
-        self.sapp.action_stop_attached()
+        self.post_message(StopAttached())
+
+    def load_overview(self) -> None:
+        """The newest run and the live DB, read again (files and SQLite: a thread)."""
+        settings = self.context.settings
+        self.run_in_thread(lambda: overview(settings), group="overview", description="overview")
+
+    def thread_done(self, group: str, result: Any) -> None:
+        if group == "overview":
+            self.show_overview(result)
 
     # --- events ---------------------------------------------------------------------------------
     def row(self, endpoint: str) -> EndpointRow | None:
@@ -367,7 +371,7 @@ class DashboardScreen(KeyedScreen):
 
     def apply(self, event: EngineEvent, now: datetime | None = None) -> None:
         view = self.view
-        when = now or self.sapp.now()
+        when = now or self.context.now()
         before = view.started
         view.apply(event, when)
         if isinstance(event, EndpointProgress):
@@ -429,7 +433,7 @@ class DashboardScreen(KeyedScreen):
         if self._flush_pending:
             return
         self._flush_pending = True
-        interval = float(getattr(self.app, "ui_refresh_s", DEFAULT_REFRESH_S))
+        interval = self.refresh_s
         delay = self._last_flush + interval - time.monotonic()
         if delay <= 0:
             self.call_later(self.flush)
@@ -482,7 +486,7 @@ class DashboardScreen(KeyedScreen):
         table.scroll_end(animate=False, immediate=False, x_axis=False)
 
     def _log_cells(self, entry: RetryEntry) -> tuple[Text, ...]:
-        now = self.sapp.now()
+        now = self.context.now()
         if entry.warning:
             cells = {
                 "time": Text(clock_time(entry.when, now)),
@@ -593,22 +597,22 @@ class DashboardScreen(KeyedScreen):
         # the panel says "12 seconds ago": redraw it when that text would change
         if self.checkpoint is None:
             return ""
-        return age(parse_iso(self.checkpoint.saved_at), self.sapp.now())
+        return age(parse_iso(self.checkpoint.saved_at), self.context.now())
 
     def _overview_age(self) -> str:
         ov = self.overview
         if ov is None or ov.last_run is None:
             return ""
-        return age(parse_iso(str(ov.last_run.get("started_at") or "")), self.sapp.now())
+        return age(parse_iso(str(ov.last_run.get("started_at") or "")), self.context.now())
 
     def _width(self) -> int:
         return max(self.app.size.width - 2, 40)
 
     def _run_bar(self) -> Text:
-        app = self.sapp
-        base = app.base_dir
+        context = self.context
+        base = context.base_dir
         view = self.view
-        now = app.now()
+        now = context.now()
         text = Text()
         if view.run_tag:
             text.append("run ", "dim")
@@ -628,7 +632,7 @@ class DashboardScreen(KeyedScreen):
                 if elapsed is not None:
                     text.append(f" · {duration(elapsed)}", "dim")
         elif view.result is not None:
-            text.append(view.result.status, STATUS_STYLES.get(view.result.status, "bold"))
+            text.append(view.result.status, status_style(view.result.status))
             text.append(f" · exit {view.result.exit_code}", "dim")
         elif view.start_error:
             text.append("not started", "bold red")
@@ -648,7 +652,7 @@ class DashboardScreen(KeyedScreen):
         text.append("\n")
         text.append("db ", "dim")
         width = self._width()
-        text.append(short_path(show_path(app.settings.db_path, base), max(width // 2, 30)))
+        text.append(short_path(show_path(context.settings.db_path, base), max(width // 2, 30)))
         live = self.overview.live if self.overview else None
         if live is not None and live.exists:
             moment = from_epoch(live.mtime, now) if live.mtime else None
@@ -661,9 +665,9 @@ class DashboardScreen(KeyedScreen):
             text.append("  backup ", "dim")
             text.append(short_path(show_path(view.backup.path, base), 40))
             text.append(f" ({size(view.backup.size_bytes)})")
-        if not app.settings.token and not app.demo:
+        if not context.settings.token and not context.demo:
             text.append("  SALESMAP_TOKEN not set", "bold red")
-        if app.demo:
+        if context.demo:
             text.append("  demo" if self.compact else "  demo: local sandbox", "bold magenta")
         return text
 
@@ -700,7 +704,7 @@ class DashboardScreen(KeyedScreen):
         view = self.view
         if view.started is None or view.kind != "snapshot":
             return None
-        now = self.sapp.now()
+        now = self.context.now()
         expected = view.rows_expected()
         text = Text("overall ", style="dim")
         done = view.rows_done()
@@ -768,7 +772,7 @@ class DashboardScreen(KeyedScreen):
         cp = self.checkpoint
         if cp is None:
             return Text("no checkpoint saved in this run yet", style="dim italic")
-        now = self.sapp.now()
+        now = self.context.now()
         saved = parse_iso(cp.saved_at)
         header = Text(middle(Path(cp.path).name, 44 if not self.compact else 30))
         header.append(f"\nsaved {clock_time(saved, now)} · {age(saved, now)} · {cp.phase}", "dim")
@@ -803,8 +807,8 @@ class DashboardScreen(KeyedScreen):
 
     def _held_panel(self, held: HeldBack) -> Group:
         """A snapshot the shrink guard held back: which tables shrank, and what to press."""
-        now = self.sapp.now()
-        base = self.sapp.base_dir
+        now = self.context.now()
+        base = self.context.base_dir
         width = self._summary_width()
         title = Text("held back by the shrink guard", "bold yellow")
         title.append(" (exit 5): the live DB was not replaced", "yellow")
@@ -859,7 +863,7 @@ class DashboardScreen(KeyedScreen):
 
     def _idle_panel(self) -> Group | Text:
         """Before any run in this session: the newest run from the history, and what to press."""
-        now = self.sapp.now()
+        now = self.context.now()
         parts: list[Text | Table] = []
         ov = self.overview
         last = ov.last_run if ov else None
@@ -872,7 +876,7 @@ class DashboardScreen(KeyedScreen):
             grid.add_column(style="dim", no_wrap=True)
             grid.add_column()
             status = str(last.get("status") or "?")
-            line = Text(status, STATUS_STYLES.get(status, "bold"))
+            line = Text(status, status_style(status))
             exit_code = last.get("exit_code")
             if exit_code is not None:
                 line.append(f" · exit {exit_code}", "dim")
@@ -917,12 +921,12 @@ class DashboardScreen(KeyedScreen):
         return max(pane - 16, 20)  # border, padding, scrollbar, the label column
 
     def _result_grid(self, result: RunResult) -> Table:
-        base = self.sapp.base_dir
+        base = self.context.base_dir
         width = self._summary_width()
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column()
-        status = Text(result.status, STATUS_STYLES.get(result.status, "bold"))
+        status = Text(result.status, status_style(result.status))
         status.append(f" · exit {result.exit_code} · {duration(result.duration_s)}", "")
         grid.add_row(Text("status"), status)
         if self.holder is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.console import Group
 from rich.table import Table
@@ -15,6 +15,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Static
 
 from salesmap_tui.config import TOKEN_ENV
+from salesmap_tui.tui.context import ScreenContext
 from salesmap_tui.tui.format import show_path
 from salesmap_tui.tui.screens.dashboard import DashboardScreen
 from salesmap_tui.tui.screens.history import HistoryScreen
@@ -22,9 +23,6 @@ from salesmap_tui.tui.screens.logview import LogScreen
 from salesmap_tui.tui.screens.restore import RestoreScreen
 from salesmap_tui.tui.screens.resume import ResumeScreen
 from salesmap_tui.tui.screens.webform import WebformScreen
-
-if TYPE_CHECKING:
-    from salesmap_tui.tui.app import SalesmapApp
 
 # What a key does, in more words than its footer label, by binding id. The keys themselves come
 # from the bindings (`key_sections`): rebind one and the help follows; a binding without an
@@ -121,11 +119,14 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,f1,q", "dismiss_help", "Close", id="help.close")
     ]
 
+    def __init__(self, context: ScreenContext) -> None:
+        super().__init__()
+        self.context = context
+
     def compose(self) -> ComposeResult:
-        app = cast("SalesmapApp", self.app)
-        settings = app.settings
-        base = app.base_dir
-        sections = key_sections(type(app))
+        settings = self.context.settings
+        base = self.context.base_dir
+        sections = key_sections(type(self.app))
         width = max(len(key) for _, rows in sections for key, _ in rows)
         parts: list[Text | Table] = []
         for section, rows in sections:
@@ -149,7 +150,7 @@ class HelpScreen(ModalScreen[None]):
         ):
             files.add_row(Text(label), Text(show_path(path, base)))
         files.add_row(Text("API"), Text(settings.base_url))
-        if app.demo:
+        if self.context.demo:
             # the demo's sandbox token is its own, never the user's environment
             token = Text("the demo sandbox's own token (SALESMAP_TOKEN is not used)", "green")
         elif settings.token:
@@ -157,7 +158,7 @@ class HelpScreen(ModalScreen[None]):
         else:
             token = Text(f"{TOKEN_ENV} is not set", style="bold red")
         files.add_row(Text("token"), token)
-        if app.demo:
+        if self.context.demo:
             files.add_row(Text("demo"), Text("a local sandbox API with made-up Korean data"))
         with Vertical(id="help-dialog", classes="modal-dialog"):
             yield Label(Text("salesmap-tui — help"), id="dialog-title")

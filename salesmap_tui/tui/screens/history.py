@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
-from salesmap_tui.engine.history import HistoryEntry, HistoryProblem
+from salesmap_tui.engine.history import HistoryEntry, HistoryItem, HistoryProblem, latest_per_tag
 from salesmap_tui.tui.changes import (
     TABLE_COLORS,
     color_of,
@@ -23,6 +23,7 @@ from salesmap_tui.tui.changes import (
     sparkline,
     table_series,
 )
+from salesmap_tui.tui.context import ScreenContext
 from salesmap_tui.tui.format import (
     clock_time,
     count,
@@ -31,36 +32,10 @@ from salesmap_tui.tui.format import (
     short,
     short_path,
     show_path,
+    status_style,
 )
+from salesmap_tui.tui.messages import OpenLog
 from salesmap_tui.tui.screens.base import AppScreen
-
-STATUS_STYLES = {
-    "done": "green",
-    "failed": "bold red",
-    "interrupted": "yellow",
-    "fallback": "bold yellow",
-    "running": "cyan",
-}
-HistoryItem = HistoryEntry | HistoryProblem
-
-
-def latest_per_tag(items: list[HistoryItem]) -> list[HistoryItem]:
-    """The last line of each run tag (its state), plus every unparseable line, in file order."""
-    last: dict[str, int] = {}
-    for index, item in enumerate(items):
-        if isinstance(item, HistoryEntry):
-            tag = item.record.get("run_tag")
-            if isinstance(tag, str):
-                last[tag] = index
-    out: list[HistoryItem] = []
-    for index, item in enumerate(items):
-        if isinstance(item, HistoryProblem):
-            out.append(item)
-            continue
-        tag = item.record.get("run_tag")
-        if not isinstance(tag, str) or last.get(tag) == index:
-            out.append(item)
-    return out
 
 
 def total_rows(record: dict[str, Any]) -> int | None:
@@ -110,8 +85,8 @@ class HistoryScreen(AppScreen):
         Binding("f5", "reload", "Reload", show=False, id="history.reload"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__(id="history")
+    def __init__(self, context: ScreenContext) -> None:
+        super().__init__(context, id="history")
         self.items: list[HistoryItem] = []
         self.shown: list[HistoryItem] = []
         self.show_all = False
@@ -167,13 +142,14 @@ class HistoryScreen(AppScreen):
     def reload(self) -> None:
         from salesmap_tui.engine import api
 
-        settings = self.sapp.settings
-        self.sapp.run_in_thread(
-            lambda: api.read_history(settings),
-            group="history-read",
-            description="read history",
-            on_success=self.show_items,
+        settings = self.context.settings
+        self.run_in_thread(
+            lambda: api.read_history(settings), group="history-read", description="read history"
         )
+
+    def thread_done(self, group: str, result: Any) -> None:
+        if group == "history-read":
+            self.show_items(result)
 
     def action_toggle_all(self) -> None:
         self.show_all = not self.show_all
@@ -195,7 +171,7 @@ class HistoryScreen(AppScreen):
         self.shown = [*entries, *(i for i in reversed(shown) if isinstance(i, HistoryProblem))]
         problems = sum(1 for item in self.items if isinstance(item, HistoryProblem))
         intro = Text(
-            f"{show_path(self.sapp.settings.history_path, self.sapp.base_dir)} · "
+            f"{show_path(self.context.settings.history_path, self.context.base_dir)} · "
             f"{len(self.items)} lines · ",
             "dim",
         )
@@ -207,7 +183,7 @@ class HistoryScreen(AppScreen):
         self.query_one("#history-intro", Static).update(intro)
         table = self.query_one("#runs", DataTable)
         table.clear()
-        now = self.sapp.now()
+        now = self.context.now()
         # each snapshot against the one before it in time: which tables moved sharply
         ordered = snapshot_runs(
             [i.record for i in latest_per_tag(self.items) if isinstance(i, HistoryEntry)],
@@ -240,7 +216,7 @@ class HistoryScreen(AppScreen):
             cells = {
                 "run tag": Text(str(rec.get("run_tag", "?"))),
                 "kind": Text(str(rec.get("kind", "?"))),
-                "status": Text(status, style=STATUS_STYLES.get(status, "")),
+                "status": Text(status, style=status_style(status, in_list=True)),
                 "started": Text(started),
                 "duration": Text(duration(_float(rec.get("duration_s"))), justify="right"),
                 "rows": Text(count(rows), justify="right"),
@@ -271,7 +247,7 @@ class HistoryScreen(AppScreen):
         if not log:
             self.notify("This history line names no log.", severity="warning")
             return
-        self.sapp.open_log(str(log))
+        self.post_message(OpenLog(str(log)))
 
     @on(DataTable.RowHighlighted, "#runs")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -293,13 +269,13 @@ class HistoryScreen(AppScreen):
         detail.update(self._record_detail(item.record))
 
     def _record_detail(self, rec: dict[str, Any]) -> Table:
-        base = self.sapp.base_dir
+        base = self.context.base_dir
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column()
         status = str(rec.get("status", "?"))
         head = Text(f"{rec.get('kind', '?')} ", "bold")
-        head.append(status, STATUS_STYLES.get(status, ""))
+        head.append(status, status_style(status, in_list=True))
         head.append(f" · {duration(_float(rec.get('duration_s')))}")
         grid.add_row(Text("run"), Text(str(rec.get("run_tag", "?")), "bold"))
         grid.add_row(Text("outcome"), head)
@@ -363,7 +339,7 @@ class HistoryScreen(AppScreen):
         if not runs:
             chart.update(Text("no snapshot runs with table counts yet", style="dim"))
             return
-        now = self.sapp.now()
+        now = self.context.now()
         first = parse_iso(str(runs[0].get("started_at") or ""))
         last = parse_iso(str(runs[-1].get("started_at") or ""))
         head = Text(f"{len(runs)} run{'s' if len(runs) != 1 else ''}, oldest → newest: ", "dim")

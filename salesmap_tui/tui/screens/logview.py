@@ -7,7 +7,7 @@ new lines are read every half second from where the last read stopped.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -16,11 +16,9 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Input, Log, Static
 
 from salesmap_tui.engine.events import events_path_for
+from salesmap_tui.tui.context import ScreenContext
 from salesmap_tui.tui.format import short_path, show_path
 from salesmap_tui.tui.screens.base import KeyedScreen
-
-if TYPE_CHECKING:
-    from salesmap_tui.tui.app import SalesmapApp
 
 FOLLOW_S = 0.5
 MAX_LINES = 200_000  # the view keeps the newest this many lines of a huge log
@@ -55,8 +53,10 @@ class LogScreen(KeyedScreen):
         Binding("f", "toggle_follow", "Follow", id="log.follow"),
     ]
 
-    def __init__(self, log_path: str | Path, *, follow: bool = True) -> None:
-        super().__init__(id="log-view")
+    def __init__(
+        self, context: ScreenContext, log_path: str | Path, *, follow: bool = True
+    ) -> None:
+        super().__init__(context, id="log-view")
         self.log_path = Path(log_path)
         self.events_path = events_path_for(self.log_path)
         self.path = self.log_path
@@ -68,10 +68,6 @@ class LogScreen(KeyedScreen):
         self.query_text = ""
         self.match_line: int | None = None
         self._reading = False
-
-    @property
-    def sapp(self) -> SalesmapApp:
-        return cast("SalesmapApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield Static(id="log-header")
@@ -88,7 +84,7 @@ class LogScreen(KeyedScreen):
         self.set_interval(FOLLOW_S, self._follow_tick, name="log-follow")
 
     def _header(self) -> None:
-        base = self.sapp.base_dir
+        base = self.context.base_dir
         text = Text("log ", style="dim") if self.path == self.log_path else Text("events ", "dim")
         text.append(short_path(show_path(self.path, base), max(self.app.size.width - 40, 30)))
         text.append(f" · {len(self.lines):,} lines", "dim")
@@ -123,13 +119,15 @@ class LogScreen(KeyedScreen):
         def read() -> tuple[Path, list[str], int, bool]:
             return (path, *read_from(path, offset))
 
-        self.sapp.run_in_thread(
-            read,
-            group="log-read",
-            description="read log",
-            on_success=self._got,
-            on_error=lambda _error: setattr(self, "_reading", False),
-        )
+        self.run_in_thread(read, group="log-read", description="read log")
+
+    def thread_done(self, group: str, result: Any) -> None:
+        if group == "log-read":
+            self._got(result)
+
+    def thread_failed(self, group: str, error: BaseException) -> None:
+        if group == "log-read":
+            self._reading = False
 
     def _got(self, found: tuple[Path, list[str], int, bool]) -> None:
         path, lines, offset, exists = found

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
 from salesmap_tui.engine import errors
 from salesmap_tui.engine.api import RestoreResult, VerifiedBackup
 from salesmap_tui.engine.backup import BackupInfo
+from salesmap_tui.tui.context import ScreenContext
 from salesmap_tui.tui.format import (
     age,
     clock_time,
@@ -64,8 +65,8 @@ class RestoreScreen(AppScreen):
         Binding("f5", "reload", "Reload", show=False, id="restore.reload"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__(id="restore")
+    def __init__(self, context: ScreenContext) -> None:
+        super().__init__(context, id="restore")
         self.backups: list[BackupInfo] = []
         self.loaded = False
         self.busy = False
@@ -89,8 +90,8 @@ class RestoreScreen(AppScreen):
     def on_mount(self) -> None:
         self.query_one("#backup-list").border_title = "Backups (newest first)"
         self.query_one("#verify-panel").border_title = "Verify and restore"
-        settings = self.sapp.settings
-        base = self.sapp.base_dir
+        settings = self.context.settings
+        base = self.context.base_dir
         intro = Text("Enter verifies the highlighted backup, then asks before replacing ", "dim")
         intro.append(show_path(settings.db_path, base), "bold")
         intro.append("; the current live DB is backed up first into ", "dim")
@@ -136,13 +137,28 @@ class RestoreScreen(AppScreen):
 
         self._peek_cancel.set()  # a reading still going is for the old list
         self._peek_cancel = threading.Event()
-        settings = self.sapp.settings
-        self.sapp.run_in_thread(
-            lambda: api.list_backups(settings),
-            group="restore-list",
-            description="list backups",
-            on_success=self.show_backups,
+        settings = self.context.settings
+        self.run_in_thread(
+            lambda: api.list_backups(settings), group="restore-list", description="list backups"
         )
+
+    def thread_done(self, group: str, result: Any) -> None:
+        if group == "restore-list":
+            self.show_backups(result)
+        elif group == "restore-verify":
+            self._verified(result)
+        elif group == "restore-discard":
+            self._discarded()
+        elif group == "restore-swap":
+            self._restored(result)
+
+    def thread_failed(self, group: str, error: BaseException) -> None:
+        if group == "restore-verify":
+            self._verify_failed(error)
+        elif group == "restore-discard":
+            self.busy = False
+        elif group == "restore-swap":
+            self._restore_failed(error)
 
     def show_backups(self, backups: list[BackupInfo]) -> None:
         # the cursor stays on the backup it was on when the list is read again
@@ -152,7 +168,7 @@ class RestoreScreen(AppScreen):
         self.loaded = True
         table = self.query_one("#backups", DataTable)
         table.clear()
-        now = self.sapp.now()
+        now = self.context.now()
         for index, info in enumerate(self.backups):
             cells = {
                 "backup": Text(info.path.name),
@@ -198,7 +214,7 @@ class RestoreScreen(AppScreen):
         }
 
     def _when(self, moment: datetime) -> str:
-        when = clock_time(moment, self.sapp.now())
+        when = clock_time(moment, self.context.now())
         # 80 columns: "03-12 02:00" (the detail line below gives the year)
         return when[5:] if self.compact and len(when) == 16 else when
 
@@ -216,7 +232,7 @@ class RestoreScreen(AppScreen):
                 found = backup_contents(info.path, cancel)
                 self.app.call_from_thread(self._peeked, info, found)
 
-        self.sapp.run_in_thread(read_all, group="restore-peek", description="read backups")
+        self.run_in_thread(read_all, group="restore-peek", description="read backups")
 
     def _peeked(self, info: BackupInfo, found: BackupContents) -> None:
         self.contents[(info.path, info.mtime)] = found
@@ -263,7 +279,7 @@ class RestoreScreen(AppScreen):
             moment = parse_iso(found.finished_at)
             text.append("\nholds the data of run ")
             text.append(found.run_tag or "?", "bold")
-            text.append(f" (as of {clock_time(moment, self.sapp.now()) if moment else '?'}): ")
+            text.append(f" (as of {clock_time(moment, self.context.now()) if moment else '?'}): ")
             rows = " · ".join(f"{name} {count(n)}" for name, n in found.tables.items())
             text.append(rows or "no tables", "dim")
         detail.update(text)
@@ -281,7 +297,7 @@ class RestoreScreen(AppScreen):
         if self.busy:
             self.notify("A backup is being verified or restored.", severity="warning")
             return
-        if self.sapp.run_active:
+        if self.run_active:
             self.notify("A run is active: restore after it ends.", severity="warning")
             return
         from salesmap_tui.engine import api
@@ -289,7 +305,7 @@ class RestoreScreen(AppScreen):
         self.busy = True
         self._cancel = threading.Event()
         cancel = self._cancel
-        settings = self.sapp.settings
+        settings = self.context.settings
         path = info.path
         status = Text("verifying ")
         status.append(path.name, "bold")
@@ -300,12 +316,10 @@ class RestoreScreen(AppScreen):
         def progress(stage: str, fraction: float) -> None:
             self.post_message(VerifyProgressMessage(stage, fraction))
 
-        self.sapp.run_in_thread(
+        self.run_in_thread(
             lambda: api.verify_backup(settings, path, progress, cancel),
             group="restore-verify",
             description="verify backup",
-            on_success=self._verified,
-            on_error=self._verify_failed,
         )
 
     def action_cancel_verify(self) -> None:
@@ -325,19 +339,19 @@ class RestoreScreen(AppScreen):
         if isinstance(error, errors.BadBackup):
             self.outcome = "refused"
             text = Text("Refused: ", style="bold red")
-            text.append(relativize(str(error), self.sapp.base_dir))
+            text.append(relativize(str(error), self.context.base_dir))
             text.append("\nThe live DB was not touched.", "bold")
         else:
             self.outcome = "error"
             text = Text("Verification failed: ", style="bold red")
-            text.append(relativize(str(error), self.sapp.base_dir))
+            text.append(relativize(str(error), self.context.base_dir))
             text.append("\nThe live DB was not touched.", "bold")
         self.set_status(text)
 
     def _verified(self, verified: VerifiedBackup) -> None:
         self._set_progress("integrity", 1.0)
-        settings = self.sapp.settings
-        base = self.sapp.base_dir
+        settings = self.context.settings
+        base = self.context.base_dir
         body = Text("Verified ")
         body.append(verified.backup_path.name, "bold")
         body.append(
@@ -363,30 +377,26 @@ class RestoreScreen(AppScreen):
     def _discard(self, verified: VerifiedBackup) -> None:
         from salesmap_tui.engine import api
 
-        def done(_: None) -> None:
-            self.busy = False
-            self.outcome = "discarded"
-            self.set_status(Text("Restore cancelled; the verified copy was removed.", "dim"))
-
-        self.sapp.run_in_thread(
+        self.run_in_thread(
             lambda: api.discard_verified(verified),
             group="restore-discard",
             description="discard verified copy",
-            on_success=done,
-            on_error=lambda _e: setattr(self, "busy", False),
         )
+
+    def _discarded(self) -> None:
+        self.busy = False
+        self.outcome = "discarded"
+        self.set_status(Text("Restore cancelled; the verified copy was removed.", "dim"))
 
     def _restore(self, verified: VerifiedBackup) -> None:
         from salesmap_tui.engine import api
 
-        settings = self.sapp.settings
+        settings = self.context.settings
         self.set_status(Text("restoring …", style="bold"))
-        self.sapp.run_in_thread(
+        self.run_in_thread(
             lambda: api.restore_backup(settings, verified),
             group="restore-swap",
             description="restore backup",
-            on_success=self._restored,
-            on_error=self._restore_failed,
         )
 
     def _restore_failed(self, error: BaseException) -> None:
@@ -399,7 +409,7 @@ class RestoreScreen(AppScreen):
     def _restored(self, result: RestoreResult) -> None:
         self.busy = False
         self.outcome = "restored"
-        base = self.sapp.base_dir
+        base = self.context.base_dir
         text = Text("Restored ", style="bold green")
         text.append(Path(result.restored_from).name, "bold")
         text.append(" → ")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from rich.table import Table
@@ -14,6 +14,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Static
 
 from salesmap_tui.engine.checkpoint import Checkpoint, CheckpointInfo
+from salesmap_tui.tui.context import ScreenContext
 from salesmap_tui.tui.format import (
     age,
     count,
@@ -25,6 +26,7 @@ from salesmap_tui.tui.format import (
     show_path,
     size,
 )
+from salesmap_tui.tui.messages import StartRun
 from salesmap_tui.tui.screens.base import AppScreen
 from salesmap_tui.tui.widgets.confirm import ConfirmScreen
 
@@ -71,8 +73,8 @@ class ResumeScreen(AppScreen):
         Binding("f5", "reload", "Reload", show=False, id="resume.reload"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__(id="resume")
+    def __init__(self, context: ScreenContext) -> None:
+        super().__init__(context, id="resume")
         self.checkpoints: list[CheckpointInfo] = []
         self.all_checkpoints: list[CheckpointInfo] = []
         self.show_finished = False
@@ -126,7 +128,7 @@ class ResumeScreen(AppScreen):
     def reload(self) -> None:
         from salesmap_tui.engine import api
 
-        settings = self.sapp.settings
+        settings = self.context.settings
 
         def load() -> tuple[list[CheckpointInfo], float | None]:
             try:
@@ -135,23 +137,22 @@ class ResumeScreen(AppScreen):
                 live = None
             return api.list_checkpoints(settings), live
 
-        self.sapp.run_in_thread(
-            load,
-            group="resume-list",
-            description="list checkpoints",
-            on_success=lambda found: self.show_checkpoints(*found),
-        )
+        self.run_in_thread(load, group="resume-list", description="list checkpoints")
+
+    def thread_done(self, group: str, result: Any) -> None:
+        if group == "resume-list":
+            self.show_checkpoints(*result)
 
     def flag(self, info: CheckpointInfo) -> str | None:
         """Why resuming this one deserves a second thought (stale data), or None."""
         cp = info.checkpoint
         if cp is None or info.problem:
             return None
-        saved = parse_iso(cp.saved_at) or from_epoch(info.mtime, self.sapp.now())
+        saved = parse_iso(cp.saved_at) or from_epoch(info.mtime, self.context.now())
         if self.live_mtime is not None and saved.timestamp() < self.live_mtime:
             return "older than the live DB"
-        max_age_h = float(getattr(self.sapp.settings, "resume_max_age", 12.0) or 0)
-        hours = (self.sapp.now() - saved).total_seconds() / 3600
+        max_age_h = float(getattr(self.context.settings, "resume_max_age", 12.0) or 0)
+        hours = (self.context.now() - saved).total_seconds() / 3600
         if max_age_h and hours > max_age_h:
             return f"older than --resume-max-age ({max_age_h:g} h)"
         return None
@@ -173,7 +174,7 @@ class ResumeScreen(AppScreen):
         self.loaded = True
         table = self.query_one("#checkpoints", DataTable)
         table.clear()
-        now = self.sapp.now()
+        now = self.context.now()
         list_pane = self.query_one("#resume-list")
         hidden = (
             f" · {len(finished_runs)} finished hidden (f)"
@@ -203,7 +204,7 @@ class ResumeScreen(AppScreen):
                 status = Text("finished", style="dim")
             elif info.problem:
                 status = Text(
-                    short(relativize(info.problem, self.sapp.base_dir), 18), style="bold red"
+                    short(relativize(info.problem, self.context.base_dir), 18), style="bold red"
                 )
             elif stale:
                 status = Text(short(stale.replace("the ", ""), 18), style="bold yellow")
@@ -247,7 +248,7 @@ class ResumeScreen(AppScreen):
         if not 0 <= index < len(self.checkpoints):
             return
         info = self.checkpoints[index]
-        base = self.sapp.base_dir
+        base = self.context.base_dir
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column()
@@ -304,7 +305,7 @@ class ResumeScreen(AppScreen):
                 f"{info.run_tag} finished: nothing to resume (r starts a fresh run)."
                 if finished
                 else "This checkpoint cannot be resumed: "
-                + relativize(info.problem or "no run tag", self.sapp.base_dir),
+                + relativize(info.problem or "no run tag", self.context.base_dir),
                 severity="warning" if finished else "error",
                 markup=False,
             )
@@ -312,14 +313,14 @@ class ResumeScreen(AppScreen):
         tag = info.run_tag
         stale = self.flag(info)
         if stale is None:
-            self.sapp.action_start_run(resume_run_tag=tag)
+            self.post_message(StartRun(resume_run_tag=tag))
             return
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.sapp.action_start_run(resume_run_tag=tag)
+                self.post_message(StartRun(resume_run_tag=tag))
 
-        self.sapp.push_screen(
+        self.app.push_screen(
             ConfirmScreen(
                 "Resume a stale checkpoint?",
                 f"Checkpoint {tag} is {stale}: the pages it kept may be out of date, and the "

@@ -18,6 +18,7 @@ from salesmap_tui.engine.events import (
     RunStarted,
     WebformProgress,
 )
+from salesmap_tui.tui.context import ScreenContext
 from salesmap_tui.tui.format import (
     age,
     clock_time,
@@ -27,6 +28,7 @@ from salesmap_tui.tui.format import (
     short,
     show_path,
 )
+from salesmap_tui.tui.messages import StartWebformPass
 from salesmap_tui.tui.screens.base import AppScreen
 
 
@@ -38,8 +40,8 @@ class WebformScreen(AppScreen):
         Binding("f5", "reload", "Reload", show=False, id="webform.reload"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__(id="webform")
+    def __init__(self, context: ScreenContext) -> None:
+        super().__init__(context, id="webform")
         self.status: WebformStatus | None = None
         self.forms: list[FormCount] = []
         self.result: RunResult | None = None
@@ -67,13 +69,13 @@ class WebformScreen(AppScreen):
         forms = self.query_one("#webform-forms", DataTable)
         for label, width in (("form", 24), ("rows", 6), ("newest", 10)):
             forms.add_column(label, width=width)
-        settings = self.sapp.settings
+        settings = self.context.settings
         intro = Text(
             "The pass fetches every form's submissions for the people in the live DB's deals "
             "and adds new ones to webform_history in ",
             "dim",
         )
-        intro.append(show_path(settings.db_path, self.sapp.base_dir), "bold")
+        intro.append(show_path(settings.db_path, self.context.base_dir), "bold")
         intro.append(
             ", in one transaction; no other table is touched and no backup is taken.", "dim"
         )
@@ -90,13 +92,16 @@ class WebformScreen(AppScreen):
     def reload(self) -> None:
         from salesmap_tui.engine import api
 
-        settings = self.sapp.settings
-        self.sapp.run_in_thread(
+        settings = self.context.settings
+        self.run_in_thread(
             lambda: api.webform_status(settings),
             group="webform-status",
             description="web-form status",
-            on_success=self.show_status,
         )
+
+    def thread_done(self, group: str, result: Any) -> None:
+        if group == "webform-status":
+            self.show_status(result)
 
     def show_status(self, status: WebformStatus) -> None:
         self.status = status
@@ -104,7 +109,7 @@ class WebformScreen(AppScreen):
         self.forms = list(status.form_rows)
         table = self.query_one("#webform-forms", DataTable)
         table.clear()
-        now = self.sapp.now()
+        now = self.context.now()
         for form in self.forms:
             newest = parse_iso(form.newest)
             table.add_row(
@@ -121,7 +126,7 @@ class WebformScreen(AppScreen):
                 "webform_history in a new DB.",
                 style="yellow",
             )
-        now = self.sapp.now()
+        now = self.context.now()
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column()
@@ -139,7 +144,7 @@ class WebformScreen(AppScreen):
     def _last_pass(self, record: dict[str, Any] | None) -> Text:
         if not record:
             return Text("none recorded", style="dim")
-        now = self.sapp.now()
+        now = self.context.now()
         wf = record.get("webform") or {}
         finished = parse_iso(record.get("finished_at") or record.get("started_at"))
         text = Text(str(wf.get("status", "?")), "green" if wf.get("status") == "done" else "yellow")
@@ -163,13 +168,16 @@ class WebformScreen(AppScreen):
             self.action_start_pass()
 
     def action_start_pass(self) -> None:
-        if self.sapp.start_webform_pass():
-            self.running = True
-            self.result = None
-            self.progress = None
-            self.query_one("#webform-stage", Label).update(Text("starting"))
-            self.query_one("#webform-bar", ProgressBar).update(total=None)
-            self.query_one("#webform-result", Static).update(Text("running …", style="bold"))
+        self.post_message(StartWebformPass())  # the App calls pass_started if it starts
+
+    def pass_started(self) -> None:
+        """The App started the web-form-only pass this screen asked for."""
+        self.running = True
+        self.result = None
+        self.progress = None
+        self.query_one("#webform-stage", Label).update(Text("starting"))
+        self.query_one("#webform-bar", ProgressBar).update(total=None)
+        self.query_one("#webform-result", Static).update(Text("running …", style="bold"))
 
     def apply(self, event: EngineEvent) -> None:
         """Engine events of a web-form-only run (the app routes them here)."""
@@ -222,6 +230,6 @@ class WebformScreen(AppScreen):
         for error in result.errors[:5]:
             grid.add_row(Text("error"), Text(error, style="red"))
         if result.log_path:
-            grid.add_row(Text("log"), Text(show_path(result.log_path, self.sapp.base_dir)))
+            grid.add_row(Text("log"), Text(show_path(result.log_path, self.context.base_dir)))
         self.query_one("#webform-result", Static).update(grid)
         self.reload()

@@ -43,9 +43,12 @@ def eta_text(seconds: float | None) -> str:
 class EndpointRow(Horizontal):
     """Draws one `EndpointView`; the clock comes from the app (a test freezes it)."""
 
-    def __init__(self, endpoint: str, view: EndpointView | None = None) -> None:
+    def __init__(
+        self, endpoint: str, view: EndpointView | None = None, *, clock: Clock = system_clock
+    ) -> None:
         super().__init__(classes="endpoint-row")
         self.endpoint = endpoint
+        self.clock = clock  # the screen's clock: ages and rates (a test freezes it)
         self.view = view or EndpointView(endpoint)
         self.compact = False  # narrow screens: no page count, shorter state words
         self._countdown: Timer | None = None
@@ -78,11 +81,6 @@ class EndpointRow(Horizontal):
         yield Static(classes="ep-detail")
         yield Static(classes="ep-state")
         yield Static(classes="ep-rate")
-
-    @property
-    def clock(self) -> Clock:
-        clock = getattr(self.app, "now", None)
-        return clock if callable(clock) else system_clock
 
     def on_mount(self) -> None:
         # is_mounted only turns true after this handler: render on the next turn

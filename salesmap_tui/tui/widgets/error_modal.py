@@ -11,6 +11,22 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from salesmap_tui.engine import errors
+from salesmap_tui.engine.outcome import Failure, kind_of
+
+
+def describe_error(error: BaseException, token: str | None) -> tuple[str, str]:
+    """(title, message) for the error modal; the token never appears in either."""
+    title = "Unexpected error"
+    if isinstance(error, errors.SalesmapTuiError):
+        title = Failure(kind_of(error), str(error)).title
+        message = str(error) or type(error).__name__
+    else:
+        message = f"{type(error).__name__}: {error}"
+    if token:
+        message = message.replace(token, "***")
+    return title, message
+
 
 class ErrorModal(ModalScreen[None]):
     """Shows what failed and what to do next; Enter / Esc closes it."""
