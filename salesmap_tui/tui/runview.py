@@ -277,6 +277,13 @@ class RunView:
             del self.retries[:drop]
             self.retries_dropped += drop
 
+    def retries_after(self, seen: int) -> tuple[list[RetryEntry], int]:
+        """The retry entries after the first `seen` of this run (those still kept), and how
+        many this run has had: a retry log shows each entry once, however often it is synced."""
+        total = self.retries_dropped + len(self.retries)
+        new = min(total - seen, len(self.retries))
+        return (self.retries[-new:] if new > 0 else []), total
+
     def finish(self, result: RunResult) -> None:
         self.result = result
         self.run_tag = result.run_tag

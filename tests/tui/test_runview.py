@@ -101,3 +101,29 @@ def test_paths_keep_their_file_name() -> None:
     from rich.cells import cell_len
 
     assert cell_len(middle("세일즈맵_20250314T092000Z-1a2b.db.gz", 20)) <= 20
+
+
+def test_retries_after_hands_each_entry_out_once_even_past_the_kept_limit() -> None:
+    from salesmap_tui.engine.events import RequestRetried
+    from salesmap_tui.tui.runview import MAX_RETRIES_KEPT
+
+    view = RunView()
+
+    def retry(n: int) -> None:
+        view.apply(RequestRetried("deal", 1, 4, 503, f"503 #{n}", 1.0, "backoff"), at(n))
+
+    assert view.retries_after(0) == ([], 0)
+    for n in range(3):
+        retry(n)
+    entries, seen = view.retries_after(0)
+    assert [e.cause for e in entries] == ["503 #0", "503 #1", "503 #2"] and seen == 3
+    assert view.retries_after(seen) == ([], 3)  # synced again: nothing twice
+    retry(3)
+    entries, seen = view.retries_after(seen)
+    assert [e.cause for e in entries] == ["503 #3"] and seen == 4
+    # far more than are kept arrive between two syncs: only the kept ones, the count goes on
+    for n in range(4, 4 + MAX_RETRIES_KEPT + 10):
+        retry(n)
+    entries, total = view.retries_after(seen)
+    assert len(entries) == MAX_RETRIES_KEPT and total == 4 + MAX_RETRIES_KEPT + 10
+    assert entries[-1].cause == f"503 #{total - 1}"

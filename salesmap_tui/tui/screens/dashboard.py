@@ -62,7 +62,7 @@ from salesmap_tui.tui.overview import HeldBack, Holder, Overview, overview
 from salesmap_tui.tui.runview import ENDPOINTS, RetryEntry, RunView
 from salesmap_tui.tui.screens.base import KeyedScreen
 from salesmap_tui.tui.widgets.endpoint_row import EndpointRow, eta_text
-from salesmap_tui.tui.widgets.quiet_static import set_text
+from salesmap_tui.tui.widgets.quiet_static import LastDrawn, set_text
 
 PHASES = (
     ("backup", "backup"),
@@ -115,8 +115,7 @@ class DashboardScreen(KeyedScreen):
         self.overview: Overview | None = None
         self.holder: Holder | None = None  # another process's run this dashboard follows
         self.watch_ended: str | None = None  # what became of the watched run's process
-        self._checkpoint_key: tuple[object, ...] | None = None
-        self._summary_key: tuple[object, ...] | None = None
+        self._drawn = LastDrawn()  # what each bar and panel was last drawn from
         self._rows: dict[str, EndpointRow] = {}
         self._dirty_rows: set[EndpointRow] = set()
         self._panels_dirty = False
@@ -125,9 +124,7 @@ class DashboardScreen(KeyedScreen):
         self._log_epoch: object = None  # the RunStarted the retry log shows entries of
         self._log_seen = 0  # entries of the view's retry list already in the table
         self._compact: bool | None = None
-        self._log_layout: tuple[bool, int] | None = None
         self._log_labels: tuple[str, ...] = LOG_LABELS
-        self._panel_heights: dict[str, int] = {}  # lines each side panel showed last
 
     # The view's figures under the names the rest of the app (and the tests) use.
     @property
@@ -241,10 +238,8 @@ class DashboardScreen(KeyedScreen):
             cause += widths["time"] + 2
         cause = max(cause, 8)
         self._log_labels = labels
-        key = (compact, cause)
-        if key == self._log_layout and table.columns:
+        if not self._drawn.changed("log columns", (compact, cause)) and table.columns:
             return
-        self._log_layout = key
         self._compact = compact
         table.clear(columns=True)
         for label in labels:
@@ -472,13 +467,12 @@ class DashboardScreen(KeyedScreen):
                 table.clear()
                 self._log_seen = 0
                 self.query_one("#retry-detail", Static).display = False
-        total = view.retries_dropped + len(view.retries)
-        new = min(total - self._log_seen, len(view.retries))
-        if new <= 0:
+        entries, total = view.retries_after(self._log_seen)
+        if not entries:
             return
         if self._log_seen == 0 and table.row_count:
             table.clear()
-        for entry in view.retries[-new:]:
+        for entry in entries:
             table.add_row(*self._log_cells(entry))
         self._log_seen = total
         while table.row_count > len(view.retries):
@@ -541,15 +535,14 @@ class DashboardScreen(KeyedScreen):
         # line count changes. A fast run sends dozens of events a second.
         run_bar = self.query_one("#run-bar", Static)
         text = self._run_bar()
-        set_text(run_bar, text, layout=_lines(run_bar.content) != _lines(text))
+        set_text(run_bar, text, layout=self._drawn.changed("run-bar lines", _lines(text)))
         set_text(self.query_one("#phase-bar", Static), self._phase_bar())
         rate = self._rate_bar()
         rate_widget = self.query_one("#rate-bar", Static)
-        set_text(rate_widget, rate, layout=_lines(rate_widget.content) != _lines(rate))
+        set_text(rate_widget, rate, layout=self._drawn.changed("rate-bar lines", _lines(rate)))
         panel = self.query_one("#checkpoint-panel", Static)
         checkpoint_key = (id(self.checkpoint), self._checkpoint_age(), self.compact)
-        if checkpoint_key != self._checkpoint_key:
-            self._checkpoint_key = checkpoint_key
+        if self._drawn.changed("checkpoint", checkpoint_key):
             self._update_panel(panel, self._checkpoint_panel())
         # Once a run ended (or before any) the summary needs the room.
         ended = not self.view.active
@@ -572,8 +565,7 @@ class DashboardScreen(KeyedScreen):
             self.watch_ended,
             self._overview_age(),
         )
-        if summary_key != self._summary_key:
-            self._summary_key = summary_key
+        if self._drawn.changed("summary", summary_key):
             self._update_panel(self.query_one("#summary-panel", Static), self._summary_panel())
 
     def _update_panel(self, widget: Static, content: Table | Text | Group) -> None:
@@ -588,10 +580,8 @@ class DashboardScreen(KeyedScreen):
         if width > 0:
             console = self.app.console
             height = len(console.render_lines(content, console.options.update_width(width)))
-        key = widget.id or ""
-        layout = height < 0 or self._panel_heights.get(key) != height
-        self._panel_heights[key] = height
-        widget.update(content, layout=layout)
+        resized = self._drawn.changed(f"{widget.id} height", height)
+        widget.update(content, layout=height < 0 or resized)
 
     def _checkpoint_age(self) -> str:
         # the panel says "12 seconds ago": redraw it when that text would change

@@ -17,7 +17,7 @@ from textual.widgets import Label, ProgressBar, Static
 from salesmap_tui.engine.events import EndpointProgress
 from salesmap_tui.tui.format import Clock, count, duration, system_clock, wait
 from salesmap_tui.tui.runview import IDLE, NOT_RUN, STOPPED, EndpointView
-from salesmap_tui.tui.widgets.quiet_static import set_text
+from salesmap_tui.tui.widgets.quiet_static import LastDrawn, set_text
 
 INDETERMINATE_FRAME_S = 1 / 5
 STATE_STYLES = {
@@ -52,7 +52,7 @@ class EndpointRow(Horizontal):
         self.view = view or EndpointView(endpoint)
         self.compact = False  # narrow screens: no page count, shorter state words
         self._countdown: Timer | None = None
-        self._shown: tuple[object, ...] | None = None  # what the row shows now, to skip repaints
+        self._drawn = LastDrawn()  # what the row shows now, to skip repaints
 
     # the figures, as the tests and the rest of the UI read them
     @property
@@ -102,7 +102,7 @@ class EndpointRow(Horizontal):
 
     def bind(self, view: EndpointView) -> None:
         self.view = view
-        self._shown = None
+        self._drawn.forget("row")
         self._render_row()
 
     def render_row(self) -> None:
@@ -139,9 +139,8 @@ class EndpointRow(Horizontal):
         eta = view.eta_s(now)
         shown: tuple[object, ...] = (view.state, view.pages, view.rows, view.expected)
         shown = (*shown, view.live_rows, rate, eta, self.compact)
-        if shown == self._shown:
+        if not self._drawn.changed("row", shown):
             return  # a repeated event (e.g. backoff → fetching at the same page) changes nothing
-        self._shown = shown
         bar = self.query_one(ProgressBar)
         moving = view.state == "fetching"
         unknown_end = view.state in (STOPPED, "failed") and not view.expected
