@@ -29,6 +29,7 @@ engine's `crawl` phase to its `finalize` phase (the people filter included).
     python bench/bench_bound_ratio.py            # the full matrix (about 40 minutes)
     python bench/bench_bound_ratio.py --quick    # 300 ms and 1 s, no other client
     python bench/bench_bound_ratio.py --shapes five-equal --latencies 600 --others 0,40
+    python bench/bench_bound_ratio.py --shapes five-equal --latencies 100 --others 0 --trace t/
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import SandboxProcess, machine, rerun_line, settings_for, stamp
+from _trace import join, summarize, tracing, write_tsv
 
 from salesmap_tui.config import MIN_INTERVAL, RATE_LIMIT_REQUESTS, RATE_LIMIT_WINDOW
 from salesmap_tui.engine.api import run_snapshot
@@ -187,7 +189,13 @@ class Cell:
 
 
 def one_cell(
-    sandbox: SandboxProcess, shape: str, prep_db: Path, work: Path, latency_ms: float, other: int
+    sandbox: SandboxProcess,
+    shape: str,
+    prep_db: Path,
+    work: Path,
+    latency_ms: float,
+    other: int,
+    trace_dir: Path | None = None,
 ) -> Cell:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -211,12 +219,24 @@ def one_cell(
         elif isinstance(event, WorkspacePaused):
             pauses += 1
 
-    result = run_snapshot(settings, on_event)
+    if trace_dir is None:
+        result = run_snapshot(settings, on_event)
+    else:
+        with tracing() as trace:
+            result = run_snapshot(settings, on_event)
     t_end = time.monotonic()
     stats = sandbox.stats()
     sandbox.http.post("/_sandbox/other", params={"per_window": 0}).raise_for_status()
     entries = sandbox.log()
     c0, c1 = marks.get("crawl", t_end), marks.get("finalize", t_end)
+    if trace_dir is not None:
+        reqs = join(trace, entries)
+        tsv = trace_dir / f"{shape}-{latency_ms:g}ms-{other}pct.tsv"
+        write_tsv(reqs, tsv, c0)
+        free = RATE_LIMIT_REQUESTS * (1 - other / 100)
+        for line in summarize(reqs, max(MIN_INTERVAL, RATE_LIMIT_WINDOW / free)):
+            print(f"    {line}")
+        print(f"    trace: every request, seconds from the crawl's start: {tsv}", flush=True)
     inside = [e for e in entries if c0 <= e["t"] < c1]
     answered = [e for e in inside if e["status"] != 429]
     per_path = Counter(e["path"] for e in answered)
@@ -272,12 +292,21 @@ def main() -> int:
         help="another client's share of the budget, in %%, comma-separated",
     )
     parser.add_argument("--quick", action="store_true", help="300 and 1000 ms, no other client")
+    parser.add_argument(
+        "--trace",
+        metavar="DIR",
+        type=Path,
+        help="trace every request (asked, slot, granted, sent, arrived, done, answer, its page's "
+        "commit) into DIR/<cell>.tsv and print where each cell's time went (bench/_trace.py)",
+    )
     args = parser.parse_args()
     shapes = [s for s in args.shapes.split(",") if s]
     latencies = [float(x) for x in args.latencies.split(",")]
     others = [int(x) for x in args.others.split(",")]
     if args.quick:
         latencies, others = [300.0, 1000.0], [0]
+    if args.trace is not None:
+        args.trace.mkdir(parents=True, exist_ok=True)
     unknown = set(shapes) - set(SHAPES)
     if unknown:
         raise SystemExit(f"unknown shapes {sorted(unknown)}; known: {', '.join(SHAPES)}")
@@ -301,7 +330,7 @@ def main() -> int:
                 for ms in latencies:
                     for other in others:
                         work = root / shape / f"run-{ms:g}-{other}"
-                        cell = one_cell(sandbox, shape, prep.db_path, work, ms, other)
+                        cell = one_cell(sandbox, shape, prep.db_path, work, ms, other, args.trace)
                         cells.append(cell)
                         print(
                             f"  {ms:>5g} ms, other {other:>2}%: {cell.seconds:6.2f} s, "

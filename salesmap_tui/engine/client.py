@@ -52,6 +52,10 @@ _BODY_HINT = re.compile(r"(\d+(?:\.\d+)?)\s*초")
 _SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
 CANCEL_POLL_S = 0.1  # how often a request in flight looks at the cancel event
 MAX_MESSAGE = 500  # characters of any message built from a server's answer
+# a request holding its headers for its slot sleeps until this much before it, then spins: the
+# event loop's sleeps end up to a millisecond or two late (epoll rounds its timeout up to the
+# next millisecond), and a late send pushes every next slot back by as much
+SEND_SPIN_S = 0.002
 # 429s on requests that were already in flight when another 429 paused the workspace spend no
 # attempt; past this many per request they do (a bound, so no request can loop for ever)
 FREE_429_PER_ATTEMPT = 4
@@ -372,7 +376,13 @@ class SalesmapClient:
                         raise _Regrant  # a 429 paused the workspace meanwhile
                     if delay <= 0:
                         break
-                    await asyncio.sleep(delay)
+                    if delay > SEND_SPIN_S:
+                        await asyncio.sleep(delay - SEND_SPIN_S)
+                        continue
+                    until = time.monotonic() + delay
+                    while time.monotonic() < until:
+                        pass  # at most SEND_SPIN_S: the loop could not wake any closer
+                    break
             elif event.endswith(".send_request_headers.complete"):
                 # once its headers are written (a new connection, a busy loop can delay that),
                 # the pacer knows when it left

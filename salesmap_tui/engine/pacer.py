@@ -29,6 +29,10 @@ CONFIRM_WAIT_S = 0.5
 # the p90 over the last PREP_SAMPLES; it then holds its headers until the slot itself
 # (`send_at`), so consecutive requests leave one interval apart, not one interval plus that time
 LEAD_MAX_S = 0.02
+# and this much more: its own wake-up ends a millisecond or two late (epoll rounds timeouts up
+# to the next millisecond, other tasks run first); a request ready early only holds its
+# headers a little longer, one ready late pushes every next slot back
+WAKE_SLACK_S = 0.003
 PREP_SAMPLES = 32
 CHAIN_STALE_S = 5.0  # a chain silent this long is done or backing off: nothing is held for it
 # --concurrency auto: about rate x p90 latency + 1 requests in flight, within these bounds
@@ -438,7 +442,7 @@ class Pacer:
         if key is not None:
             self._holds.pop(key, None)  # the chain is back: it takes the next slot itself
         self._pending.append(w)
-        lead = self.lead() if confirm else 0.0
+        lead = self.lead() + WAKE_SLACK_S if confirm else 0.0
         try:
             self._assign(self._clock())
             while True:
