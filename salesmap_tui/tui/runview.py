@@ -26,6 +26,7 @@ from salesmap_tui.engine.events import (
     WebformProgress,
     WorkspacePaused,
 )
+from salesmap_tui.tui.overview import Holder
 
 ENDPOINTS = ("organization", "people", "deal", "lead", "memo", "user", "team")
 # Rates are measured over this window; none is shown before MIN_RATE_SPAN_S of it is covered.
@@ -154,18 +155,38 @@ class RunView:
     )
     overall: RateMeter = field(default_factory=RateMeter)
     retries_dropped: int = 0
+    holder: Holder | None = None  # another process's run this view follows (read-only)
+    watch_ended: str | None = None  # what became of that process once it let go of the lock
 
     # --- lifecycle ------------------------------------------------------------------------------
+    @property
+    def watching(self) -> bool:
+        """Another process's run is going and shown here (ours cannot start meanwhile)."""
+        return self.holder is not None and self.active
+
     def requested(self) -> None:
-        """A run was asked for: forget the last one before its events arrive."""
-        live = {name: ep.live_rows for name, ep in self.endpoints.items()}
-        fresh = RunView()
-        self.__dict__.update(fresh.__dict__)
-        for name, rows in live.items():
-            self.endpoints[name].live_rows = rows
+        """Our own run was asked for: the last run's figures stay until its RunStarted."""
         self.active = True
-        for ep in self.endpoints.values():
-            ep.reset(None)
+        self.cancelling = False
+        self.start_error = None
+        self.holder = None
+        self.watch_ended = None
+
+    def cancel_requested(self) -> None:
+        self.cancelling = True
+
+    def attach(self, holder: Holder) -> None:
+        """Follow another process's run: its events arrive through `apply` like our own."""
+        self.holder = holder
+        self.watch_ended = None
+
+    def detach(self, message: str | None) -> None:
+        """The watched process let go of the lock; its result (if it wrote one) stays."""
+        if self.active:
+            self.ended_without_result(
+                message or "the watched run's process ended without writing its result"
+            )
+        self.watch_ended = message or "ended"
 
     def failed_to_start(self, message: str) -> None:
         self.active = False
@@ -218,7 +239,9 @@ class RunView:
     def _run_started(self, event: RunStarted, now: datetime) -> None:
         keep_cp = self.checkpoint if self.run_tag == event.run_tag else None
         live = {name: ep.live_rows for name, ep in self.endpoints.items()}
+        holder, watch_ended = self.holder, self.watch_ended  # whose run it is stays known
         self.__dict__.update(RunView().__dict__)
+        self.holder, self.watch_ended = holder, watch_ended
         for name, rows in live.items():
             self.endpoints[name].live_rows = rows
         self.started = event

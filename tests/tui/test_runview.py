@@ -127,3 +127,25 @@ def test_retries_after_hands_each_entry_out_once_even_past_the_kept_limit() -> N
     entries, total = view.retries_after(seen)
     assert len(entries) == MAX_RETRIES_KEPT and total == 4 + MAX_RETRIES_KEPT + 10
     assert entries[-1].cause == f"503 #{total - 1}"
+
+
+def test_a_watched_run_keeps_its_holder_through_its_events_and_ends_truthfully(
+    tmp_path: Path,
+) -> None:
+    from salesmap_tui.tui.overview import Holder
+
+    view = RunView()
+    holder = Holder(4242, None, "salesmap-tui snapshot")
+    view.attach(holder)
+    view.active = True  # (the app marks the watched run as going)
+    assert view.watching
+    for index, (_, event) in enumerate(recorded_run(tmp_path)):
+        view.apply(event, at(index))  # its RunStarted resets the figures, not whose run it is
+    assert view.holder is holder and view.started is not None and view.watching
+    view.detach(None)  # the process let go of the lock without a RunFinished
+    assert not view.watching and view.watch_ended == "ended"
+    assert view.start_error and "without writing its result" in view.start_error
+    assert view.endpoints["people"].state == STOPPED
+    view.requested()  # our own run now: nobody else's
+    assert view.holder is None and view.watch_ended is None and view.active
+    assert view.started is not None  # the last run's figures stay until the new RunStarted

@@ -113,8 +113,6 @@ class DashboardScreen(KeyedScreen):
         self.refresh_s = refresh_s  # draws progress at most this often (seconds; 0: every burst)
         self.view = RunView()
         self.overview: Overview | None = None
-        self.holder: Holder | None = None  # another process's run this dashboard follows
-        self.watch_ended: str | None = None  # what became of the watched run's process
         self._drawn = LastDrawn()  # what each bar and panel was last drawn from
         self._rows: dict[str, EndpointRow] = {}
         self._dirty_rows: set[EndpointRow] = set()
@@ -162,6 +160,18 @@ class DashboardScreen(KeyedScreen):
     @property
     def webform(self) -> WebformProgress | None:
         return self.view.webform
+
+    @property
+    def holder(self) -> Holder | None:
+        return self.view.holder
+
+    @holder.setter
+    def holder(self, holder: Holder | None) -> None:
+        self.view.holder = holder
+
+    @property
+    def watch_ended(self) -> str | None:
+        return self.view.watch_ended
 
     # --- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -248,7 +258,7 @@ class DashboardScreen(KeyedScreen):
         self._sync_log()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        watching = self.holder is not None and self.view.active
+        watching = self.view.watching
         if action == "cancel_run":
             return self.run_active
         if action == "stop_attached":
@@ -319,11 +329,7 @@ class DashboardScreen(KeyedScreen):
 
     def run_requested(self) -> None:
         """The user started a run: the last run's figures stay until its RunStarted arrives."""
-        self.view.active = True
-        self.view.cancelling = False
-        self.view.start_error = None
-        self.holder = None
-        self.watch_ended = None
+        self.view.requested()
         self.refresh_bindings()
         self.refresh_panels()
 
@@ -334,7 +340,7 @@ class DashboardScreen(KeyedScreen):
         self.refresh_panels()
 
     def cancel_requested(self) -> None:
-        self.view.cancelling = True
+        self.view.cancel_requested()
         self.refresh_panels()
 
     def show_overview(self, overview: Overview) -> None:
@@ -348,19 +354,16 @@ class DashboardScreen(KeyedScreen):
 
     def attach(self, holder: Holder) -> None:
         """Follow another process's run: its events arrive through `apply` like our own."""
-        self.holder = holder
-        self.watch_ended = None
+        self.view.attach(holder)
         self.refresh_bindings()
         self.refresh_panels()
 
     def watched_run_ended(self, message: str | None) -> None:
         """The watched process let go of the lock; its result (if it wrote one) stays shown."""
-        if self.view.active:
-            self.view.ended_without_result(
-                message or "the watched run's process ended without writing its result"
-            )
+        was_active = self.view.active
+        self.view.detach(message)
+        if was_active:
             self._render_all_rows()
-        self.watch_ended = message or "ended"
         self.refresh_bindings()
         self.refresh_panels()
 
