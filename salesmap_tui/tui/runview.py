@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from salesmap_tui.engine.endpoints import SNAPSHOT_ENDPOINTS
 from salesmap_tui.engine.events import (
     BackupMade,
     CheckpointSaved,
@@ -28,7 +29,8 @@ from salesmap_tui.engine.events import (
 )
 from salesmap_tui.tui.overview import Holder
 
-ENDPOINTS = ("organization", "people", "deal", "lead", "memo", "user", "team")
+# the rows the dashboard has, in the engine's crawl order (one list: engine/endpoints.py)
+ENDPOINTS = tuple(spec.name for spec in SNAPSHOT_ENDPOINTS)
 # Rates are measured over this window; none is shown before MIN_RATE_SPAN_S of it is covered.
 RATE_WINDOW_S = 5.0
 MIN_RATE_SPAN_S = 2.0
