@@ -83,6 +83,10 @@ class SalesmapApp(App[int]):
     ENABLE_COMMAND_PALETTE = True
 
     DEFAULT_MODE = "dashboard"  # (the modes are added in __init__: MODE_SCREENS)
+    # How often the dashboard draws progress at most (seconds); 0 draws after every burst.
+    # 4 draws a second read as live; each draw of the dashboard costs the event loop (and the
+    # engine thread, through the GIL) tens of ms on a busy machine (bench/bench_ui.py).
+    ui_refresh_s = 0.25
 
     # The footers come from the screens (screens/base.py: Quit and Help first, then each
     # screen's own keys); these make the keys work everywhere, modals included.
@@ -120,10 +124,6 @@ class SalesmapApp(App[int]):
         self._screens: dict[str, KeyedScreen] = {}  # mode -> its screen, once shown
         for mode, screen_class in MODE_SCREENS.items():
             self.add_mode(mode, functools.partial(self._new_screen, mode, screen_class))
-        # How often the dashboard draws progress at most (seconds); 0 draws after every burst.
-        # 4 draws a second read as live; each draw of the dashboard costs the event loop (and
-        # the engine thread, through the GIL) tens of ms on a busy machine (bench/bench_ui.py).
-        self._ui_refresh_s = 0.25
         self.autostart = demo if autostart is None else autostart
         self.run_active = False
         self.run_kind: str | None = None
@@ -141,6 +141,7 @@ class SalesmapApp(App[int]):
         """A mode's screen, the first time the mode is shown; the App keeps it."""
         screen: KeyedScreen
         if screen_class is DashboardScreen:
+            # (ui_refresh_s as set before the app runs; dashboard.refresh_s changes it later)
             screen = DashboardScreen(self.screen_context, refresh_s=self.ui_refresh_s)
         else:
             screen = screen_class(self.screen_context)
@@ -168,17 +169,6 @@ class SalesmapApp(App[int]):
         self._run_active = active
         for screen in self._screens.values():
             screen.run_active = active
-
-    @property
-    def ui_refresh_s(self) -> float:
-        return self._ui_refresh_s
-
-    @ui_refresh_s.setter
-    def ui_refresh_s(self, seconds: float) -> None:
-        self._ui_refresh_s = seconds
-        dashboard = self._screens.get("dashboard")
-        if isinstance(dashboard, DashboardScreen):
-            dashboard.refresh_s = seconds
 
     def on_mount(self) -> None:
         self.sub_title = "demo (local sandbox)" if self.demo else ""
