@@ -22,6 +22,8 @@ from salesmap_tui.tui.widgets.error_modal import ErrorModal, describe_error
 
 T = TypeVar("T")
 
+NARROW = 100  # below this many columns a screen uses its compact layout (80x24 must work)
+
 
 class KeyedScreen(Screen[Any]):
     """A screen whose footer starts with Quit and Help, so no terminal is too narrow for them
@@ -32,8 +34,8 @@ class KeyedScreen(Screen[Any]):
     result to `thread_done` and an error to `thread_failed` and then to the error modal.
     """
 
-    # below 100 columns a screen gets the class -narrow (app.tcss lays it out for 80x24)
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012
+    # below NARROW columns a screen gets the class -narrow (app.tcss lays it out for 80x24)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-wide")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "app.quit", "Quit", id="screen.quit"),
         Binding("f1", "app.help", "Help", id="screen.help"),
@@ -43,6 +45,11 @@ class KeyedScreen(Screen[Any]):
         super().__init__(id=id)
         self.context = context
         self.run_active = False  # set by the App: is a run of ours (or a swap) going?
+
+    @property
+    def compact(self) -> bool:
+        """The terminal is narrower than NARROW: the screen's compact layout."""
+        return self.app.size.width < NARROW
 
     def run_in_thread(self, fn: Callable[[], T], *, group: str, description: str) -> Worker[T]:
         """`fn` off the event loop; one at a time per group (a newer one cancels the older)."""

@@ -72,7 +72,6 @@ PHASES = (
     ("swap", "swap"),
 )
 DEFAULT_REFRESH_S = 0.25  # the dashboard draws progress at most this often (app.ui_refresh_s)
-NARROW = 100  # below this many columns the dashboard uses its compact layout
 # Where a wait came from, in the few cells the log has for it.
 REASONS = {"Retry-After header": "header", "body hint": "hint", "backoff": "backoff"}
 # retry-log columns; the cause takes what the others leave
@@ -217,10 +216,6 @@ class DashboardScreen(KeyedScreen):
         self._layout_log()
         self.call_after_refresh(self._layout_log)  # again once the panes have their sizes
         self.refresh_panels()
-
-    @property
-    def compact(self) -> bool:
-        return self.app.size.width < NARROW
 
     def _layout_log(self) -> None:
         """Retry-log columns for this width: the cause gets every cell the others leave.

@@ -49,8 +49,6 @@ def total_rows(record: dict[str, Any]) -> int | None:
     return total
 
 
-NARROW = 100  # below this many columns the date, outcome and rows lead the list
-
 # (label, width): every column fits 120 columns; at 80 the date, outcome and rows lead and the
 # run tag (named in the detail pane, with the backup and fallback files) goes last
 WIDE_COLUMNS = (
@@ -111,10 +109,6 @@ class HistoryScreen(AppScreen):
         self._columns: tuple[tuple[str, int], ...] = ()
         self._layout_columns()
         self.reload()
-
-    @property
-    def compact(self) -> bool:
-        return self.app.size.width < NARROW
 
     def on_resize(self) -> None:
         if self._layout_columns() and self.loaded:

@@ -36,8 +36,6 @@ from salesmap_tui.tui.widgets.confirm import ConfirmScreen
 
 STAGES = {"gunzip": "decompressing", "integrity": "integrity check"}
 
-NARROW = 100  # below this many columns what a backup holds comes first
-
 # (key, label, width): what the backup holds leads; its file name and size are in the line under
 # the list (the name is the time it was made, which "age" says); rows take the width left (0)
 WIDE_COLUMNS = (
@@ -102,10 +100,6 @@ class RestoreScreen(AppScreen):
         self._layout_columns()
         self.set_status(Text("Choose a backup and press Enter.", style="dim"))
         self.reload()
-
-    @property
-    def compact(self) -> bool:
-        return self.app.size.width < NARROW
 
     def on_resize(self) -> None:
         if self._layout_columns() and self.loaded:

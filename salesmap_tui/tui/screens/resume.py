@@ -40,8 +40,6 @@ def workspace(cp: Checkpoint | None) -> str:
     return short(host or "-", 15)
 
 
-NARROW = 100  # below this many columns whether it can be resumed comes right after when
-
 # (label, width): every column fits 120 columns; at 80 the status follows the run tag and age,
 # the workspace and temp DB (both in the detail below) go last
 WIDE_COLUMNS = (
@@ -108,7 +106,7 @@ class ResumeScreen(AppScreen):
 
     def _layout_columns(self) -> bool:
         """The table's columns for this width; True when they changed."""
-        columns = NARROW_COLUMNS if self.app.size.width < NARROW else WIDE_COLUMNS
+        columns = NARROW_COLUMNS if self.compact else WIDE_COLUMNS
         if columns == self._columns:
             return False
         self._columns = columns
