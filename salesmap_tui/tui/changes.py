@@ -7,17 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from salesmap_tui.engine.endpoints import SNAPSHOT_ENDPOINTS
+from salesmap_tui.engine.webform import TABLE as WEBFORM_TABLE
+
 SPARKS = "▁▂▃▄▅▆▇█"
-TABLE_ORDER = (
-    "organization",
-    "people",
-    "deal",
-    "lead",
-    "memo",
-    "user",
-    "team",
-    "webform_history",
-)
+# the snapshot's tables in the engine's order (engine/endpoints.py), then the web forms'
+TABLE_ORDER = (*(spec.name for spec in SNAPSHOT_ENDPOINTS), WEBFORM_TABLE)
 # one colour per table, none repeated
 TABLE_COLORS = {
     # fixed hues (not the theme's ANSI names, where red and magenta both read pink)
