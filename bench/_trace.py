@@ -59,6 +59,7 @@ class Req:
     priority: float
     asked: float
     in_flight: int  # requests in flight when it asked
+    critical: str = ""  # the chains the pacer held (critical) right after its grant
     slot: float = float("nan")
     granted: float = float("nan")
     ready: float = float("nan")
@@ -116,6 +117,7 @@ def tracing() -> Iterator[Trace]:
         )
         slot = await acquire(self, *args, **kw)
         req.slot, req.granted = slot, time.monotonic()
+        req.critical = ",".join(sorted(self.critical_chains()))
         trace.reqs.append(req)
         trace.by_slot[slot] = req
         latest[:] = [req]
@@ -197,11 +199,19 @@ def join(trace: Trace, entries: list[dict[str, Any]]) -> list[Req]:
 
 def write_tsv(reqs: list[Req], path: Path, t0: float) -> None:
     with path.open("w") as out:
-        out.write("\t".join(("key", "priority", "in_flight", *FIELDS)) + "\n")
+        out.write("\t".join(("key", "priority", "in_flight", *FIELDS, "critical")) + "\n")
         for r in reqs:
             vals = [getattr(r, f) - t0 for f in FIELDS]
             out.write(
-                "\t".join((r.key, f"{r.priority:g}", str(r.in_flight), *(f"{v:.4f}" for v in vals)))
+                "\t".join(
+                    (
+                        r.key,
+                        f"{r.priority:g}",
+                        str(r.in_flight),
+                        *(f"{v:.4f}" for v in vals),
+                        r.critical or "-",
+                    )
+                )
                 + "\n"
             )
 

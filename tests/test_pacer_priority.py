@@ -218,3 +218,52 @@ def test_a_run_right_after_another_keeps_the_rules_across_both() -> None:
 def test_with_pacing_off_each_run_has_its_own_pacer() -> None:
     args = ("http://127.0.0.1:2/v2", "tok", 0.0, 100, 10.0)
     assert shared_pacer(*args) is not shared_pacer(*args)
+
+
+async def test_a_request_granted_is_no_longer_work_at_the_pacer() -> None:
+    # ten 3-page chains each have their first page in flight (priority 2.8 when granted: pages
+    # left, that one included); the pacer's work is their 10 x 1.8 pages to come and the lead's
+    # 5, 23 x 0.12 = 2.8 s, less than the lead's 6 pages x 0.6 s: the lead is critical
+    vt = VirtualTime()
+    pacer = Pacer(0.12, 100, 10.0, clock=vt.clock, sleep=vt.sleep)
+
+    async def scenario() -> None:
+        for i in range(10):
+            await pacer.acquire(priority=2.8, key=f"form{i}")
+        await pacer.acquire(priority=7.0, key="lead")
+        await vt.sleep(0.6)
+        await pacer.acquire(priority=6.0, key="lead")
+
+    await vt.run([scenario()])
+    assert pacer.critical_chains() == {"lead"}
+
+
+async def test_a_slot_that_delays_a_held_chain_by_a_moment_is_not_pushed_past_it() -> None:
+    """Sends run a millisecond or two late, so the last slot before a held chain's expected
+    request often overlaps it by that much: it goes (the chain waits 2 ms) rather than leaving
+    the pacer idle for an interval; one that would delay the chain by half an interval waits."""
+    vt = VirtualTime()
+    pacer = Pacer(0.12, 100, 10.0, clock=vt.clock, sleep=vt.sleep)
+    times: dict[str, float] = {}
+
+    async def lead() -> None:
+        await pacer.acquire(priority=30.0, key="lead")
+        await vt.sleep(0.6)
+        await pacer.acquire(priority=29.0, key="lead")  # held: its next one due at 1.2
+        times["lead held"] = vt.now
+        await vt.sleep(0.6)  # its answer is back at 1.2
+        times["lead"] = await pacer.acquire(priority=28.0, key="lead")
+
+    async def other(name: str, at: float) -> None:
+        await vt.sleep(at)
+        times[name] = await pacer.acquire(priority=1.0)
+
+    await vt.run([lead(), other("a", 0.962), other("b", 0.97), other("c", 1.6), other("d", 1.61)])
+    assert times["lead held"] == pytest.approx(0.6)
+    assert times["a"] == pytest.approx(0.962)
+    assert times["b"] == pytest.approx(1.082)  # 2 ms into the chain's interval: it goes
+    assert times["lead"] == pytest.approx(1.202)
+    # the next hold is due at 1.202 + 0.6 = 1.802: c at 1.6 goes, d (earliest 1.72, 38 ms
+    # into the chain's interval) waits until after the chain
+    assert times["c"] == pytest.approx(1.6)
+    assert times["d"] == pytest.approx(1.802 + 0.12)

@@ -34,6 +34,11 @@ LEAD_MAX_S = 0.02
 # headers a little longer, one ready late pushes every next slot back
 WAKE_SLACK_S = 0.003
 PREP_SAMPLES = 32
+# a slot that would make a held chain wait at most this share of an interval is granted anyway:
+# sends run a millisecond or two late, so the last slot that fits before a chain's expected
+# request often overlaps it by that much, and pushing it past the chain idles the pacer for a
+# whole interval where letting it go delays the chain by a millisecond or two
+HOLD_GIVE = 0.1
 CHAIN_STALE_S = 5.0  # a chain silent this long is done or backing off: nothing is held for it
 # --concurrency auto: about rate x p90 latency + 1 requests in flight, within these bounds
 AUTO_MIN_IN_FLIGHT = 2
@@ -280,8 +285,9 @@ class Pacer:
                 continue
             slot = self._earliest(now, given)
             if dues and w.key not in critical:
+                give = HOLD_GIVE * self.min_interval
                 for due_at in dues:  # ascending: a push only meets later dues
-                    if due_at - self.min_interval < slot < due_at + self.min_interval:
+                    if due_at - self.min_interval + give < slot < due_at + self.min_interval:
                         # keep a critical chain's expected slot clear; this one goes after it
                         slot = due_at + self.min_interval
             w.slot = slot
@@ -328,8 +334,9 @@ class Pacer:
 
     def _pacer_work(self, now: float) -> float:
         """Requests still to come at the pacer, across the live chains (priorities are pages
-        left) and the waiters (a waiter is a request at least, and a list's pages rarely end
-        on the guess). Chains silent for CHAIN_STALE_S are finished or stalled: forgotten."""
+        left, the one granted included) and the waiters (a waiter is one request at least; its
+        pages left rounded up).
+        Chains silent for CHAIN_STALE_S are finished or stalled: forgotten."""
         waiting = {p.key for p in self._pending}
         work = 0.0
         for key, (granted, priority) in list(self._chains.items()):
@@ -338,8 +345,10 @@ class Pacer:
                 self._critical.discard(key)
                 self._holds.pop(key, None)
             elif key not in waiting:
-                work += max(0.0, priority)  # waiting chains are counted below
-        work += sum(math.ceil(max(0.0, p.priority)) + 1 for p in self._pending)
+                # its priority was its pages left when its last request was granted: that
+                # request no longer needs the pacer (waiting chains are counted below)
+                work += max(0.0, priority - 1)
+        work += sum(max(1, math.ceil(p.priority)) for p in self._pending)
         return work
 
     def critical_chains(self) -> set[str]:
