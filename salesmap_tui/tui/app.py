@@ -286,8 +286,6 @@ class SalesmapApp(App[int]):
         if isinstance(report, HolderFound):
             self._watched_pid = report.holder.pid
             dash.attach(report.holder)
-            dash.view.active = True
-            dash.refresh_panels()
             self.notify(
                 f"Another run is going (PID {report.holder.pid}); showing it read-only.",
                 title="Watching a run",

@@ -178,9 +178,10 @@ class RunView:
         self.cancelling = True
 
     def attach(self, holder: Holder) -> None:
-        """Follow another process's run: its events arrive through `apply` like our own."""
+        """Follow another process's run (going now): its events arrive through `apply`."""
         self.holder = holder
         self.watch_ended = None
+        self.active = True
 
     def detach(self, message: str | None) -> None:
         """The watched process let go of the lock; its result (if it wrote one) stays."""

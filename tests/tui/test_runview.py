@@ -137,7 +137,6 @@ def test_a_watched_run_keeps_its_holder_through_its_events_and_ends_truthfully(
     view = RunView()
     holder = Holder(4242, None, "salesmap-tui snapshot")
     view.attach(holder)
-    view.active = True  # (the app marks the watched run as going)
     assert view.watching
     for index, (_, event) in enumerate(recorded_run(tmp_path)):
         view.apply(event, at(index))  # its RunStarted resets the figures, not whose run it is
