@@ -182,3 +182,25 @@ def test_rows_a_webform_pass_added_while_a_run_was_interrupted_are_kept(
     code, err = cli(root, sandbox, "--resume")
     assert code == 0, err
     assert submissions(db) == after_second
+
+
+@pytest.mark.parametrize("nth", [1, 2, 3])
+def test_counts_are_true_after_a_kill_right_after_a_forms_last_page(
+    tmp_path: Path, sandbox: Any, nth: int
+) -> None:
+    # a kill after a form's last page was committed but before the form was marked done: the
+    # resumed run fetched that page again (the last page keeps the cursor before it) and
+    # counted its dropped submissions twice (rows deduplicate, counts did not)
+    ref = tmp_path / "ref"
+    code, err = cli(ref, sandbox)
+    assert code == 0, err
+    want = records(ref)[-1]["webform"]
+    assert want["dropped"] > 0  # the sandbox's forms have submissions without a person
+    root = tmp_path / "case"
+    code, err = cli(root, sandbox, kill=f"webform_page:{nth}")
+    assert code == -signal.SIGKILL, err
+    code, err = cli(root, sandbox, "--resume")
+    assert code == 0, err
+    got = records(root)[-1]["webform"]
+    assert (got["new_rows"], got["dropped"]) == (want["new_rows"], want["dropped"])
+    assert submissions(root / DB_NAME) == submissions(ref / DB_NAME)

@@ -303,10 +303,14 @@ class WebformPass:
         try:
             if rows:
                 conn.executemany(webform.INSERT_SQL, rows)
+            # the last page (no cursor after it) finishes the form in the same transaction: a
+            # kill before a separate 'done' left the cursor before that page, and a resume
+            # fetched it again and counted its dropped submissions twice
             conn.execute(
                 f"UPDATE {STATE_TABLE} SET cursor = coalesce(?, cursor), pages = pages + 1, "
-                "dropped = dropped + ? WHERE webFormId = ?",
-                (cursor, dropped, form.form_id),
+                "dropped = dropped + ?, status = CASE WHEN ? THEN 'done' ELSE status END "
+                "WHERE webFormId = ?",
+                (cursor, dropped, cursor is None, form.form_id),
             )
             conn.execute("COMMIT")
         except BaseException:
