@@ -25,6 +25,7 @@ from salesmap_tui.engine import errors
 from salesmap_tui.engine.events import EngineEvent, RunFinished, RunResult
 from salesmap_tui.engine.outcome import ExitCode
 from salesmap_tui.tui.context import ScreenContext
+from salesmap_tui.tui.engine_process import run_in_child
 from salesmap_tui.tui.format import Clock, parse_iso, relativize, show_path, size, system_clock
 from salesmap_tui.tui.messages import (
     CancelRun,
@@ -87,6 +88,9 @@ class SalesmapApp(App[int]):
     # 4 draws a second read as live; each draw of the dashboard costs the event loop (and the
     # engine thread, through the GIL) tens of ms on a busy machine (bench/bench_ui.py).
     ui_refresh_s = 0.25
+    # The app's own runs go in a child process (tui/engine_process.py); True runs the engine on
+    # a thread of this process instead, as before (a fallback, and what a debugger can step into).
+    engine_in_process = False
 
     # The footers come from the screens (screens/base.py: Quit and Help first, then each
     # screen's own keys); these make the keys work everywhere, modals included.
@@ -492,14 +496,19 @@ class SalesmapApp(App[int]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="engine", description="engine")
     def _run_engine(self, settings: Settings, kind: str, cancel: threading.Event) -> RunResult:
-        from salesmap_tui.engine import api
-
         def on_event(event: EngineEvent) -> None:
             self.post_message(EngineEventMessage(event))
 
-        if kind == "webform":
-            return api.run_webform_only(settings, on_event, cancel)
-        return api.run_snapshot(settings, on_event, cancel)
+        if self.engine_in_process:
+            from salesmap_tui.engine import api
+
+            if kind == "webform":
+                return api.run_webform_only(settings, on_event, cancel)
+            return api.run_snapshot(settings, on_event, cancel)
+        # its own process: the engine's threads and this app's drawing do not share one GIL
+        return run_in_child(
+            settings, "webform" if kind == "webform" else "snapshot", on_event, cancel
+        )
 
     @on(EngineEventMessage)
     def _on_engine_event(self, message: EngineEventMessage) -> None:

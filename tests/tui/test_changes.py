@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.widgets import Static
-from tui_fixtures import make_app, rendered
+from tui_fixtures import make_app, rendered, workers_done
 
 from salesmap_tui.engine.history import append_history, make_record
 from salesmap_tui.tui.changes import sharp_moves, snapshot_runs, sparkline, table_series
@@ -65,7 +65,7 @@ async def test_history_screen_flags_the_run_that_moved(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.press("h")
         for _ in range(3):
-            await app.workers.wait_for_complete()
+            await workers_done(app)
             await pilot.pause()
         screen = app.screen
         assert isinstance(screen, HistoryScreen)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from textual.widgets import Static
-from tui_fixtures import make_app, rendered
+from tui_fixtures import make_app, rendered, workers_done
 
 from salesmap_tui.engine import api
 from salesmap_tui.sandbox import SandboxConfig, SandboxServer
@@ -41,7 +41,7 @@ def tree(root: Path) -> set[str]:
 
 async def settle(app: SalesmapApp, pilot: Any) -> None:
     for _ in range(4):
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.widgets import Static
-from tui_fixtures import make_app, rendered
+from tui_fixtures import make_app, rendered, workers_done
 
 from salesmap_tui.sandbox import SandboxServer
 from salesmap_tui.tui.screens.history import HistoryScreen
@@ -15,7 +15,7 @@ from salesmap_tui.tui.screens.logview import LogScreen
 
 async def settle(app: Any, pilot: Any) -> None:
     for _ in range(3):
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from test_screens import visible_labels
 from textual.widgets import DataTable, Static
-from tui_fixtures import TAGS, make_app, rendered, write_workspace
+from tui_fixtures import TAGS, make_app, rendered, workers_done, write_workspace
 
 from salesmap_tui.sandbox import SandboxServer
 from salesmap_tui.tui.overview import backup_contents
@@ -17,7 +17,7 @@ from salesmap_tui.tui.screens.restore import RestoreScreen
 
 async def settle(app: Any, pilot: Any) -> None:
     for _ in range(4):
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
 
 

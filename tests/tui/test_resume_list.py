@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tui_fixtures import FIXED_EPOCH, TAGS, make_app, tmp_settings, write_workspace
+from tui_fixtures import FIXED_EPOCH, TAGS, make_app, tmp_settings, workers_done, write_workspace
 
 from salesmap_tui.engine.checkpoint import CheckpointManager, checkpoint_to_dict
 from salesmap_tui.tui.screens.resume import ResumeScreen
@@ -18,7 +18,7 @@ from salesmap_tui.tui.widgets.confirm import ConfirmScreen
 
 async def settle(app: Any, pilot: Any) -> None:
     for _ in range(3):
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
 
 

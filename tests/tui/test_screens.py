@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable, Static
-from tui_fixtures import MARKUP_ERROR, TAGS, make_app, rendered, write_workspace
+from tui_fixtures import MARKUP_ERROR, TAGS, make_app, rendered, workers_done, write_workspace
 
 from salesmap_tui.engine.history import HistoryProblem
 from salesmap_tui.tui.screens.history import HistoryScreen
@@ -16,7 +16,7 @@ from salesmap_tui.tui.screens.resume import ResumeScreen
 
 async def settle(app: Any, pilot: Any) -> None:
     for _ in range(3):
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
 
 

@@ -16,6 +16,7 @@ from tui_fixtures import (
     korean_run,
     make_app,
     recorded_run,
+    workers_done,
     write_held_back_workspace,
     write_korean_workspace,
     write_run_log,
@@ -62,7 +63,7 @@ def workspace_app(root: Path) -> SalesmapApp:
 
 async def settle(pilot: Pilot[Any]) -> None:
     for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
+        await workers_done(pilot.app)
         await pilot.pause()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.widgets import ProgressBar, Static
-from tui_fixtures import make_app, rendered
+from tui_fixtures import make_app, rendered, workers_done
 
 from salesmap_tui.sandbox import SandboxConfig, SandboxServer
 from salesmap_tui.tui.app import SalesmapApp, run_tui
@@ -25,7 +25,7 @@ def sandbox_app(root: Path, server: SandboxServer, **changes: Any) -> SalesmapAp
 
 async def settle(app: SalesmapApp, pilot: Any) -> None:
     for _ in range(3):
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
 
 

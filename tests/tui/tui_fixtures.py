@@ -662,3 +662,12 @@ def korean_run(root: Path) -> Iterator[tuple[float, EngineEvent]]:
     yield 3, EndpointProgress("organization", "done", 12, 600, 600)
     yield 0, EndpointProgress("people", "backoff", 10, 500, 1200, "c-500", 0.4)
     yield 0, EndpointProgress("memo", "backoff", 20, 1000, None, "c-1000", 2.0)
+
+
+async def workers_done(app: SalesmapApp) -> None:
+    """Wait until no worker of the app runs, whatever each one ended in (a failed worker is the
+    app's to report, in its error modal; `wait_for_complete` would raise it here instead)."""
+    import asyncio
+
+    while running := [w for w in app.workers if not w.is_finished]:
+        await asyncio.gather(*(w.wait() for w in running), return_exceptions=True)
