@@ -185,7 +185,8 @@ class SalesmapApp(App[int]):
             self.settings.lock_path,
             self.settings.log_dir,
             self._post_watch,
-            paused=lambda: self.run_active,
+            # our own run's child holds the lock until it has ended, after its RunFinished
+            paused=lambda: self.run_active or self._engine_running(),
             poll_s=self.watch_poll_s,
         )
         self._watcher.start()
@@ -493,6 +494,10 @@ class SalesmapApp(App[int]):
         self.dashboard.run_requested()
         self._engine_worker = self._run_engine(settings, kind, self._cancel)
         return True
+
+    def _engine_running(self) -> bool:
+        worker = self._engine_worker
+        return worker is not None and not worker.is_finished
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="engine", description="engine")
     def _run_engine(self, settings: Settings, kind: str, cancel: threading.Event) -> RunResult:

@@ -86,6 +86,8 @@ def run_in_child(
             if cancel.is_set() and not stop.is_set():
                 stop.set()
             if not receiver.poll(0.1):
+                if not proc.is_alive() and not receiver.poll(0):
+                    break  # gone without closing its end (or another process holds a copy)
                 continue
             try:
                 tag, payload = receiver.recv()
@@ -232,7 +234,9 @@ def _alive(pid: int) -> bool:
 
 def _stop_on_signals(cancel: Any) -> None:
     def handle(signum: int, _frame: object) -> None:
-        cancel.cancel(128 + signum)
+        # the CONTRACT's codes: 130 for SIGINT; SIGTERM, SIGHUP (the terminal closed) and
+        # SIGBREAK all mean "terminated": 143
+        cancel.cancel(130 if signum == signal.SIGINT else 143)
 
     for name in _SIGNALS:
         sig = getattr(signal, name, None)
