@@ -13,7 +13,8 @@ on a command line or in the environment.
 
 How it stops: the app's cancel event is passed on (a checkpoint, exit 130 as before). The child
 also stops safely, with a checkpoint, when it gets SIGTERM/SIGINT/SIGHUP (the terminal closed),
-or when the app's process is gone (it checks its parent every second). It never writes to the
+or when the app's process is gone (its end of the stop pipe closes; the parent is also checked
+every second). It never writes to the
 terminal the app draws on: its standard streams are the null device.
 
 No Textual here: the app calls `run_in_child` from a thread worker, as it called the engine.
@@ -68,23 +69,36 @@ def run_in_child(
     """
     ctx = multiprocessing.get_context("spawn")  # never fork a process with running threads
     with _stderr_with_fileno():  # the Event starts multiprocessing's resource tracker too
-        receiver, sender = ctx.Pipe(duplex=False)
-        stop = ctx.Event()
+        receiver, sender = ctx.Pipe(duplex=False)  # events, result: child -> app
+        # stop: app -> child. A pipe, not a multiprocessing Event: Event.set() waits for every
+        # process sleeping in wait() to wake, forever if one of them was killed meanwhile.
+        # Its end closing (this process gone, however) is a stop too.
+        stop_reader, stop = ctx.Pipe(duplex=False)
         proc = ctx.Process(
             target=child_main,
-            args=(settings, kind, sender, stop, os.getpid()),
+            args=(settings, kind, sender, stop_reader, os.getpid()),
             name="salesmap-tui engine",
             daemon=True,
         )
         proc.start()
     sender.close()  # the child holds the only writing end: EOF when it is gone
+    stop_reader.close()
+    stop_sent = False
+
+    def send_stop() -> None:
+        nonlocal stop_sent
+        if not stop_sent:
+            stop_sent = True
+            with contextlib.suppress(OSError, ValueError):
+                stop.send("stop")
+
     result: RunResult | None = None
     finished: RunResult | None = None
     error: BaseException | None = None
     try:
         while True:
-            if cancel.is_set() and not stop.is_set():
-                stop.set()
+            if cancel.is_set():
+                send_stop()
             if not receiver.poll(0.1):
                 if not proc.is_alive() and not receiver.poll(0):
                     break  # gone without closing its end (or another process holds a copy)
@@ -107,9 +121,10 @@ def run_in_child(
                 error = rebuild_error(payload)
     finally:
         if result is None and error is None and proc.is_alive():
-            stop.set()  # we are leaving without an answer: let it checkpoint and stop
+            send_stop()  # we are leaving without an answer: let it checkpoint and stop
         proc.join(timeout=None if result is not None or error is not None else 30)
         receiver.close()
+        stop.close()
     if error is not None:
         raise error
     if result is None:
@@ -143,7 +158,7 @@ def child_main(
     settings: Settings,
     kind: RunKindName,
     sender: Connection,
-    stop: Any,  # a multiprocessing Event
+    stop: Connection,
     parent_pid: int,
 ) -> None:
     """The child's entry point (module level: the spawn start method imports it by name)."""
@@ -210,11 +225,16 @@ class _Outbox:
         self._flush()
 
 
-def _watch_stop(stop: Any, cancel: Any, parent_pid: int) -> None:
+def _watch_stop(stop: Connection, cancel: Any, parent_pid: int) -> None:
     """The app's cancel, or the app gone: the run stops at its next page with a checkpoint."""
     while not cancel.is_set():
-        if stop.wait(PARENT_CHECK_S):
-            cancel.set()
+        try:
+            if stop.poll(PARENT_CHECK_S):
+                stop.recv()
+                cancel.set()  # the app's cancel: 130, as in-process
+                return
+        except (EOFError, OSError):
+            cancel.cancel(143)  # the app's end closed: its process is gone
             return
         if not _alive(parent_pid):
             cancel.cancel(143)

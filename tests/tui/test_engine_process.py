@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +30,12 @@ from salesmap_tui.engine.errors import LockHeld
 from salesmap_tui.engine.history import read_history
 from salesmap_tui.sandbox import SandboxConfig, SandboxServer
 from salesmap_tui.tui.app import SalesmapApp
-from salesmap_tui.tui.engine_process import EngineProcessDied, describe_for_pipe, rebuild_error
+from salesmap_tui.tui.engine_process import (
+    EngineProcessDied,
+    describe_for_pipe,
+    rebuild_error,
+    run_in_child,
+)
 from salesmap_tui.tui.overview import find_holder
 from salesmap_tui.tui.widgets.error_modal import ErrorModal
 
@@ -140,6 +146,33 @@ async def test_child_killed_outright_is_reported(
         assert "signal 9" in modal.error_message
         assert not app.run_active
         assert app.last_result is None
+
+
+def test_cancel_after_the_child_was_killed_still_returns(
+    tmp_path: Path, slow_sandbox: SandboxServer
+) -> None:
+    """A cancel that reaches a child already SIGKILLed must not wait for it (a multiprocessing
+    Event's set() waited forever for the dead process to wake: the app could not quit)."""
+    settings = settings_of(tmp_path).replace(
+        base_url=slow_sandbox.base_url, token=slow_sandbox.token, min_interval=0.0
+    )
+    cancel = threading.Event()
+    outcome: list[BaseException | object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(run_in_child(settings, "snapshot", lambda event: None, cancel))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    holder = wait_until(lambda: find_holder(settings.lock_path))
+    os.kill(holder.pid, signal.SIGKILL)
+    cancel.set()  # at once: the dying child may still be waiting for a stop
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "run_in_child hung after its child was killed"
+    assert len(outcome) == 1 and isinstance(outcome[0], EngineProcessDied), outcome
 
 
 CHILD_OWNER = """
