@@ -141,6 +141,7 @@ async def test_child_killed_outright_is_reported(
         holder = await until(lambda: find_holder(app.settings.lock_path))
         os.kill(holder.pid, signal.SIGKILL)
         await until(lambda: isinstance(app.screen, ErrorModal), timeout=60)
+        await pilot.pause()
         modal = app.screen
         assert isinstance(modal, ErrorModal)
         assert "signal 9" in modal.error_message

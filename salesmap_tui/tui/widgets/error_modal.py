@@ -35,6 +35,9 @@ class ErrorModal(ModalScreen[None]):
         Binding("escape,enter", "close", "Close", id="error.close")
     ]
 
+    # focused once mounted (a query in on_mount failed when the app closed while it mounted)
+    AUTO_FOCUS = "#close"
+
     def __init__(self, title: str, message: str) -> None:
         super().__init__()
         self.error_title = title
@@ -46,9 +49,6 @@ class ErrorModal(ModalScreen[None]):
             yield Static(Text(self.error_message), id="dialog-body")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Close", id="close", variant="error")
-
-    def on_mount(self) -> None:
-        self.query_one("#close", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
