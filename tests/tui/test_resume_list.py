@@ -11,7 +11,7 @@ from typing import Any
 
 from tui_fixtures import FIXED_EPOCH, TAGS, make_app, tmp_settings, workers_done, write_workspace
 
-from salesmap_tui.engine.checkpoint import CheckpointManager, checkpoint_to_dict
+from salesmap_tui.engine.checkpoint import CheckpointManager, checkpoint_to_dict, workspace_of
 from salesmap_tui.tui.screens.resume import ResumeScreen
 from salesmap_tui.tui.widgets.confirm import ConfirmScreen
 
@@ -85,3 +85,42 @@ async def test_a_stale_checkpoint_is_flagged_and_asks_first(tmp_path: Path) -> N
         await pilot.press("n")
         await pilot.pause()
         assert not app.run_active  # nothing resumed
+
+
+async def test_another_workspaces_checkpoint_is_not_offered(tmp_path: Path) -> None:
+    """An unfinished run of another workspace (another base URL, or another token) is listed
+    with the problems, says why, and Enter starts nothing: a resume never mixes workspaces."""
+    write_workspace(tmp_path)
+    settings = tmp_settings(tmp_path)
+    manager = CheckpointManager(settings.checkpoint_dir)
+    good = manager.load(TAGS[3])
+    for tag, ws in (
+        ("20250312T020000Z-cc03", workspace_of("https://other.example.invalid/v2", "t")),
+        ("20250312T030000Z-dd04", workspace_of(settings.base_url, "another-token")),
+    ):
+        temp = settings.temp_db_path(tag)
+        temp.write_bytes(b"\0" * 1024)
+        cp = replace(good, run_tag=tag, temp_db_path=str(temp), workspace=ws)
+        path = settings.checkpoint_dir / f"checkpoint_{tag}.json"
+        path.write_text(json.dumps(checkpoint_to_dict(cp)), encoding="utf-8")
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("s")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, ResumeScreen)
+        shown = {c.run_tag: c.problem for c in screen.checkpoints}
+        assert shown[TAGS[3]] is None  # this workspace's own run: can resume
+        assert "another workspace (base URL" in str(shown["20250312T020000Z-cc03"])
+        assert "another API token" in str(shown["20250312T030000Z-dd04"])
+        order = [c.run_tag for c in screen.checkpoints]
+        assert order[0] == TAGS[3]  # the resumable one first
+        table = screen.query_one("#checkpoints")
+        index = order.index("20250312T020000Z-cc03")
+        assert table.get_row_at(index)[-1].plain == "other workspace"  # type: ignore[attr-defined]
+        table.move_cursor(row=index)  # type: ignore[attr-defined]
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert not app.run_active
+        assert app.screen is screen  # no confirmation, no run

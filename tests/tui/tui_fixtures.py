@@ -288,7 +288,12 @@ def write_checkpoints(root: Path, db_name: str = "salesmap_latest.db") -> None:
     import json
     import os
 
-    from salesmap_tui.engine.checkpoint import Checkpoint, EndpointCheckpoint, checkpoint_to_dict
+    from salesmap_tui.engine.checkpoint import (
+        Checkpoint,
+        EndpointCheckpoint,
+        checkpoint_to_dict,
+        workspace_of,
+    )
 
     settings = tmp_settings(root, db_path=root / db_name)
     tag = TAGS[3]
@@ -300,6 +305,7 @@ def write_checkpoints(root: Path, db_name: str = "salesmap_latest.db") -> None:
         db_path=str(settings.db_path),
         settings=settings.public_dict(),
         backup_path=str(settings.backup_path(tag)),
+        workspace=workspace_of(settings.base_url, settings.token or ""),  # this app's
         phase="crawl",
         started_at="2025-03-14T09:00:00.000Z",
         saved_at="2025-03-14T09:12:00.000Z",

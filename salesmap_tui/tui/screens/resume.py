@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -13,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Static
 
-from salesmap_tui.engine.checkpoint import Checkpoint, CheckpointInfo
+from salesmap_tui.engine.checkpoint import Checkpoint, CheckpointInfo, workspace_problem
 from salesmap_tui.tui.context import ScreenContext
 from salesmap_tui.tui.format import (
     age,
@@ -141,6 +142,18 @@ class ResumeScreen(AppScreen):
         if group == "resume-list":
             self.show_checkpoints(*result)
 
+    def _here(self, info: CheckpointInfo) -> CheckpointInfo:
+        cp = info.checkpoint
+        if cp is None or cp.done or info.problem is not None:
+            return info
+        settings = self.context.settings
+        other = workspace_problem(
+            cp, settings.base_url, settings.token, check_token=settings.token is not None
+        )
+        if other is None:
+            return info
+        return dataclasses.replace(info, problem=f"not resumable here: {other}")
+
     def flag(self, info: CheckpointInfo) -> str | None:
         """Why resuming this one deserves a second thought (stale data), or None."""
         cp = info.checkpoint
@@ -160,6 +173,9 @@ class ResumeScreen(AppScreen):
     ) -> None:
         self.all_checkpoints = list(checkpoints)
         self.live_mtime = live_mtime
+        # another workspace's unfinished run is not resumable here (the run would refuse it):
+        # listed with the problems, with the reason, not offered as "can resume"
+        checkpoints = [self._here(info) for info in checkpoints]
 
         def finished(info: CheckpointInfo) -> bool:
             return info.checkpoint is not None and info.checkpoint.done
@@ -201,9 +217,12 @@ class ResumeScreen(AppScreen):
             if is_done:
                 status = Text("finished", style="dim")
             elif info.problem:
-                status = Text(
-                    short(relativize(info.problem, self.context.base_dir), 18), style="bold red"
+                label = (
+                    "other workspace"
+                    if info.problem.startswith("not resumable here")
+                    else short(relativize(info.problem, self.context.base_dir), 18)
                 )
+                status = Text(label, style="bold red")
             elif stale:
                 status = Text(short(stale.replace("the ", ""), 18), style="bold yellow")
             else:
