@@ -27,6 +27,10 @@ class ConfirmScreen(ModalScreen[bool]):
         self._yes = yes
         self._no = no
 
+    # the safe answer has the focus (Enter keeps things as they are); AUTO_FOCUS, not a query in
+    # on_mount, which fails when the app closes while the dialog mounts
+    AUTO_FOCUS = "#no"
+
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="modal-dialog"):
             yield Label(Text(self._title), id="dialog-title")
@@ -34,9 +38,6 @@ class ConfirmScreen(ModalScreen[bool]):
             with Horizontal(id="dialog-buttons"):
                 yield Button(self._yes, id="yes", variant="warning")
                 yield Button(self._no, id="no", variant="primary")
-
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
