@@ -186,7 +186,10 @@ def test_snapshot_on_a_full_disk(template: Path, small_fs: Path, sandbox: Sandbo
         outcomes[key] = outcomes.get(key, 0) + 1
         check_level(root, live, finished, where)
     print(f"snapshot disk-full levels: {len(tried)} (need ~{need} bytes): {outcomes}")
-    assert len(tried) >= 25 and outcomes.get("failed", 0) >= 20 and outcomes.get("done")
+    # `need` is measured to 1/8, so the real need is at least 7/8 of it: the levels under that
+    # (19 of the 26 up to 1.2 x need) must fail, whatever the bisection landed on; the run
+    # still fails at most levels (a table of pages, the web forms, the backup, the swap)
+    assert len(tried) >= 25 and outcomes.get("failed", 0) >= 19 and outcomes.get("done")
 
 
 def test_webform_only_on_a_full_disk(
