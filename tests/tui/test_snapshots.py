@@ -229,7 +229,9 @@ def test_dashboard_attached(snap_compare: Any, tmp_path: Path, size: tuple[int, 
         for advance, event in recorded_run(tmp_path):
             app.now.advance(advance)
             app.dashboard.apply(event)
-        await pilot.pause()
+        # the retry log lays out its columns and scrolls to its end after a resize, a frame
+        # later: one pause was not always enough on a loaded machine (a CI run caught it)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
@@ -250,7 +252,7 @@ def test_dashboard_attached_run_ended(
             app.now.advance(advance)
             app.dashboard.apply(event)
         app.dashboard.watched_run_ended(None)
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
