@@ -13,8 +13,7 @@ on a command line or in the environment.
 
 How it stops: the app's cancel event is passed on (a checkpoint, exit 130 as before). The child
 also stops safely, with a checkpoint, when it gets SIGTERM/SIGINT/SIGHUP (the terminal closed),
-or when the app's process is gone (its end of the stop pipe closes; the parent is also checked
-every second). It never writes to the
+or when the app's process is gone (the OS closes its end of the stop pipe). It never writes to the
 terminal the app draws on: its standard streams are the null device.
 
 No Textual here: the app calls `run_in_child` from a thread worker, as it called the engine.
@@ -40,7 +39,6 @@ from salesmap_tui.engine.events import EngineEvent, RunFinished, RunResult
 RunKindName = Literal["snapshot", "webform"]
 # How long the child gathers events before it sends them (one pickle and one write per batch).
 BATCH_S = 0.05
-PARENT_CHECK_S = 1.0
 _SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGBREAK")
 
 
@@ -76,7 +74,7 @@ def run_in_child(
         stop_reader, stop = ctx.Pipe(duplex=False)
         proc = ctx.Process(
             target=child_main,
-            args=(settings, kind, sender, stop_reader, os.getpid()),
+            args=(settings, kind, sender, stop_reader),
             name="salesmap-tui engine",
             daemon=True,
         )
@@ -159,7 +157,6 @@ def child_main(
     kind: RunKindName,
     sender: Connection,
     stop: Connection,
-    parent_pid: int,
 ) -> None:
     """The child's entry point (module level: the spawn start method imports it by name)."""
     _quiet_stdio()
@@ -170,7 +167,7 @@ def child_main(
     _stop_on_signals(cancel)
     outbox = _Outbox(sender)
     threading.Thread(
-        target=_watch_stop, args=(stop, cancel, parent_pid), name="stop-watch", daemon=True
+        target=_watch_stop, args=(stop, cancel), name="stop-watch", daemon=True
     ).start()
     try:
         if kind == "webform":
@@ -225,31 +222,13 @@ class _Outbox:
         self._flush()
 
 
-def _watch_stop(stop: Connection, cancel: Any, parent_pid: int) -> None:
+def _watch_stop(stop: Connection, cancel: Any) -> None:
     """The app's cancel, or the app gone: the run stops at its next page with a checkpoint."""
-    while not cancel.is_set():
-        try:
-            if stop.poll(PARENT_CHECK_S):
-                stop.recv()
-                cancel.set()  # the app's cancel: 130, as in-process
-                return
-        except (EOFError, OSError):
-            cancel.cancel(143)  # the app's end closed: its process is gone
-            return
-        if not _alive(parent_pid):
-            cancel.cancel(143)
-            return
-
-
-def _alive(pid: int) -> bool:
-    if os.name != "nt" and os.getppid() != pid:
-        return False  # re-parented: the app's process is gone
     try:
-        import psutil
-
-        return bool(psutil.pid_exists(pid))
-    except Exception:
-        return True
+        stop.recv()  # the app's "stop"
+        cancel.set()  # its cancel: 130, as in-process
+    except (EOFError, OSError):
+        cancel.cancel(143)  # its end closed: the app's process is gone (or done with us)
 
 
 def _stop_on_signals(cancel: Any) -> None:
