@@ -40,6 +40,21 @@ PREP_SAMPLES = 32
 # whole interval where letting it go delays the chain by a millisecond or two
 HOLD_GIVE = 0.1
 CHAIN_STALE_S = 5.0  # a chain silent this long is done or backing off: nothing is held for it
+# While critical chains end the run, the other requests have slack: they are spread to end by
+# this share of the longest critical chain's time left, not sent at the full rate. The run
+# ends no later, and the workspace's budget is left to the other integrations on the token
+# meanwhile (a 429 on a critical chain's request costs it a whole turn and the hint)
+STRETCH_SHARE = 0.9
+# a chain that needs at least this share of that time itself is not spread (waiting a spread
+# gap at each of its turns could make it end the run)
+STRETCH_EXEMPT = 0.5
+# and no request is spread further apart than this many intervals from the one before (1.7
+# requests/s: a misjudged chain costs little)
+STRETCH_MAX = 5.0
+# nothing is spread unless the other requests, at the rate the critical chains leave them,
+# would end within this share of the time left (the critical chains' slots and the room kept
+# around them leave the others fewer slots than the rate says)
+STRETCH_FIT = 0.6
 # --concurrency auto: about rate x p90 latency + 1 requests in flight, within these bounds
 AUTO_MIN_IN_FLIGHT = 2
 AUTO_MAX_IN_FLIGHT = 16
@@ -77,7 +92,7 @@ async def cancellable_sleep(seconds: float, cancel: threading.Event | None) -> N
 
 
 class _Waiter:
-    __slots__ = ("arrived", "key", "priority", "seq", "slot", "wake")
+    __slots__ = ("arrived", "key", "priority", "seq", "slot", "spread", "wake")
 
     def __init__(self, priority: float, seq: int, key: str | None, arrived: float) -> None:
         self.arrived = arrived
@@ -85,6 +100,7 @@ class _Waiter:
         self.seq = seq
         self.key = key
         self.slot = float("inf")  # not handed a slot yet
+        self.spread = False  # its slot was pushed back to spread the requests out
         self.wake: asyncio.Future[None] | None = None  # set when its slot moves earlier
 
 
@@ -142,6 +158,8 @@ class Pacer:
         # chain's entry is dropped while its request waits at the pacer (it is back)
         self._holds: dict[str, float] = {}
         self._critical: set[str] = set()
+        self._turns: dict[str, float] = {}  # each chain's last turn (grant to next request)
+        self._last_free: float | None = None  # the last grant of a non-critical request
         self._started = clock()
         self._last_stats: float | None = None
         self.total = 0
@@ -268,7 +286,23 @@ class Pacer:
         self._raise_budget(now)
         waiting = self._pending
         critical = self._critical
-        waiting.sort(key=lambda w: (w.key not in critical, -w.priority, w.seq))
+        spread = self._spread(now) if critical else None
+        if spread is None:
+            waiting.sort(key=lambda w: (w.key not in critical, -w.priority, w.seq))
+        else:
+            # spread out, the other chains go longest remaining time first (pages left times
+            # their turn), so a short chain of slow pages is not starved behind a long one of
+            # quick pages and left to end the run
+            lead_turn = spread[2]
+            turns = self._turns
+            waiting.sort(
+                key=lambda w: (
+                    w.key not in critical,
+                    -w.priority * (turns.get(w.key, lead_turn) if w.key is not None else 0.0),
+                    -w.priority,
+                    w.seq,
+                )
+            )
         holds = self._holds
         for key in [k for k, due in holds.items() if due + self.min_interval <= now]:
             del holds[key]  # the chain did not come back in time: stop holding
@@ -278,12 +312,27 @@ class Pacer:
         if self._halted:
             room = 0
         given: list[float] = []
+        last_free = self._last_free
         for i, w in enumerate(waiting):
             before = w.slot
             if i >= room:
                 w.slot = math.inf  # no room in flight: waits for a release
                 continue
             slot = self._earliest(now, given)
+            w.spread = False
+            if spread is not None and w.key not in critical:
+                gap, left, lead_turn = spread
+                # a request of no known chain, or of a chain whose length is unknown (no
+                # pages left by its guess), is not spread: its work may be more than it says
+                exempt = w.key is None or w.priority <= 0
+                if not exempt:
+                    turn = self._turns.get(w.key, lead_turn) if w.key is not None else 0.0
+                    exempt = w.priority * turn >= STRETCH_EXEMPT * left
+                if last_free is not None and not exempt and last_free + gap > slot:
+                    slot = last_free + gap
+                    w.spread = True
+            if w.key not in critical:
+                last_free = slot
             if dues and w.key not in critical:
                 give = HOLD_GIVE * self.min_interval
                 for due_at in dues:  # ascending: a push only meets later dues
@@ -295,11 +344,46 @@ class Pacer:
             if slot < before and w.wake is not None and not w.wake.done():
                 w.wake.set_result(None)
 
+    def _spread(self, now: float) -> tuple[float, float, float] | None:
+        """(gap, time left, its turn) while critical chains end the run: the other requests
+        then leave at least `gap` apart, so they end by STRETCH_SHARE of the `time left` of the
+        longest critical chain (its pages left, one `turn` each) instead of at the full rate.
+        None when that gap is no wider than the interval (the rate is needed), when no
+        critical chain is held or back (one that did not come back in time may be backing
+        off), or with pacing off."""
+        if self.min_interval <= 0:
+            return None
+        waiting = {p.key for p in self._pending}
+        left = 0.0
+        lead_turn = 0.0
+        critical_pages = 0.0
+        rate_left = 1.0 / self.min_interval  # what the critical chains leave the others
+        for key in self._critical:
+            chain = self._chains.get(key)
+            turn = self._turns.get(key)
+            if chain is None or turn is None or (key not in waiting and key not in self._holds):
+                continue
+            # a chain at the pacer still has its priority's pages to go; one that is out has
+            # its answer to wait for and the pages after it
+            pages = chain[1] if key in waiting else max(0.0, chain[1] - 1)
+            due = 0.0 if key in waiting else max(0.0, self._holds.get(key, now) - now)
+            if due + pages * turn > left:
+                left, lead_turn = due + pages * turn, turn
+            critical_pages += pages
+            rate_left -= 1.0 / turn
+        free = self._pacer_work(now) - critical_pages
+        if free < 1 or left <= 0 or rate_left <= 0 or free / rate_left > STRETCH_FIT * left:
+            return None
+        gap = min(STRETCH_SHARE * left / free, STRETCH_MAX * self.min_interval)
+        return (gap, left, lead_turn) if gap > self.min_interval else None
+
     def _grant(self, w: _Waiter, slot: float, now: float) -> None:
         self._pending.remove(w)
         if self.window_s > 0:
             self._slots.append(slot)
         self._last_slot = slot
+        if w.key is None or w.key not in self._critical:
+            self._last_free = slot
         self.in_flight += 1
         if w.key is not None:
             self._track_chain(w, slot)
@@ -320,6 +404,8 @@ class Pacer:
         turn = None if last is None else w.arrived - last[0]
         self._chains[key] = (now, w.priority)
         self._holds.pop(key, None)
+        if turn is not None and turn <= CHAIN_STALE_S:
+            self._turns[key] = turn
         if turn is None or turn <= self.min_interval or turn > CHAIN_STALE_S:
             self._critical.discard(key)
             return
@@ -358,9 +444,22 @@ class Pacer:
     def end_chain(self, key: str) -> None:
         """The chain `key` has made its last request: it no longer outranks anyone."""
         self._chains.pop(key, None)
+        self._turns.pop(key, None)
         self._critical.discard(key)
         if self._holds.pop(key, None) is not None and self._pending:
             self._assign(self._clock())
+
+    def _intrudes(self, w: _Waiter, at: float) -> bool:
+        """Whether granting `w` at `at` takes a held chain's expected slot: a waiter that woke
+        late (its slot moved earlier while it slept) is pushed past the chain instead."""
+        if w.key in self._critical:
+            return False
+        give = HOLD_GIVE * self.min_interval
+        return any(
+            due - self.min_interval + give < at < due + self.min_interval
+            for due in self._holds.values()
+            if due + self.min_interval > at
+        )
 
     def _may_go(self, now: float, lead: float = 0.0) -> bool:
         if self._halted:
@@ -458,13 +557,15 @@ class Pacer:
                 check_cancel(cancel)
                 now = self._clock()
                 if now >= w.slot - lead:
-                    if self._may_go(now, lead):
+                    if self._may_go(now, lead) and not self._intrudes(w, max(now, w.slot)):
                         break
                     self._assign(now)  # another waiter went first (or late): queue again
                     if w.slot - lead <= now:
                         await asyncio.sleep(0)  # the rules allow it only a moment later
                     continue
                 await self._nap(w, min(w.slot - lead - now, CANCEL_POLL_S))
+                if w.spread:
+                    self._assign(self._clock())  # the chains it made room for may be done
         except BaseException:
             if w in self._pending:
                 self._pending.remove(w)
@@ -496,6 +597,8 @@ class Pacer:
         self._chains = {}
         self._holds = {}
         self._critical = set()
+        self._turns = {}
+        self._last_free = None
         self.in_flight = 0
         self._concurrency = concurrency
         self._unconfirmed = None

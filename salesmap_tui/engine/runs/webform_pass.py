@@ -43,6 +43,12 @@ CREATE TABLE IF NOT EXISTS {STATE_TABLE} (
 LIST_ROW = ""  # the form list's own row: no form has an empty id
 SUBMISSIONS_PER_PAGE = 50
 LIST_PRIORITY = 1e13  # above any chain's remaining pages
+# a form the carried-over history shows with at least this many pages of submissions is started
+# with the form list, not after its answer: a long form's chain can end the run, and waiting a
+# response time for the list would add one turn to it. The list still decides: a form it does
+# not show (and no person names) is fetched for nothing and its rows go (`finish`); a deleted
+# one answers 400 and is skipped
+EARLY_FORM_PAGES = 2
 # a form's state: waiting | fetching (not finished yet) | done | skipped (400) | failed
 UNFINISHED = ("waiting", "fetching", "failed")
 
@@ -80,6 +86,7 @@ class WebformPass:
         self._group: asyncio.TaskGroup | None = None
         self._client: SalesmapClient | None = None
         self._started: set[str] = set()
+        self._forms: dict[str, _Form] = {}  # the started forms (their guesses are updated)
         self._done = 0
         self._db: WriteThread | None = None
         webform.ensure_table(conn)
@@ -152,7 +159,24 @@ class WebformPass:
         for form_id, name, expected, pages in rows:
             self._start(_Form(str(form_id), str(name or ""), expected, int(pages)))
         if self._status(LIST_ROW) != "done":
+            self._start_long_forms()
             await self._fetch_list(client)
+
+    def _start_long_forms(self) -> None:
+        """Start the forms the history shows as long (EARLY_FORM_PAGES) before the list."""
+        with self._locked():
+            rows = self.conn.execute(
+                f"SELECT webFormId, COUNT(*) FROM {webform.TABLE} WHERE webFormId IS NOT NULL "
+                "GROUP BY webFormId HAVING COUNT(*) >= ?",
+                (EARLY_FORM_PAGES * SUBMISSIONS_PER_PAGE,),
+            ).fetchall()
+        for raw_id, count in sorted(rows, key=lambda r: -int(r[1])):
+            form_id = webform.as_id(raw_id)
+            if form_id is None or form_id in self._started or self._status(form_id) is not None:
+                continue
+            self._known(form_id, "", False, None)
+            # its submissions the history kept: a guess of its length until the list says
+            self._start(_Form(form_id, "", int(count)))
 
     async def _fetch_list(self, client: SalesmapClient) -> None:
         with self._locked():
@@ -191,6 +215,12 @@ class WebformPass:
             )
             self.conn.execute("COMMIT")
         for form in listed:
+            started = self._forms.get(form.form_id)
+            if started is not None:
+                # started early (or named by a person): the list's count is the better guess
+                started.name = form.name
+                if form.expected is not None:
+                    started.expected = form.expected
             self._start(form)
         self._progress()
 
@@ -227,6 +257,7 @@ class WebformPass:
             self._started.add(form.form_id)
             return
         self._started.add(form.form_id)
+        self._forms[form.form_id] = form
         chain = self._chain(self._client, form)
         try:
             self._group.create_task(chain)
