@@ -159,26 +159,34 @@ class WebformPass:
         for form_id, name, expected, pages in rows:
             self._start(_Form(str(form_id), str(name or ""), expected, int(pages)))
         if self._status(LIST_ROW) != "done":
-            self._start_long_forms()
-            await self._fetch_list(client)
+            longest = self._start_long_forms()
+            await self._fetch_list(client, longest)
 
-    def _start_long_forms(self) -> None:
-        """Start the forms the history shows as long (EARLY_FORM_PAGES) before the list."""
+    def _start_long_forms(self) -> float | None:
+        """Start the forms the history shows as long (EARLY_FORM_PAGES) before the list; the
+        longest form's pages by the history (None: no history to go by)."""
         with self._locked():
             rows = self.conn.execute(
                 f"SELECT webFormId, COUNT(*) FROM {webform.TABLE} WHERE webFormId IS NOT NULL "
-                "GROUP BY webFormId HAVING COUNT(*) >= ?",
-                (EARLY_FORM_PAGES * SUBMISSIONS_PER_PAGE,),
+                "GROUP BY webFormId"
             ).fetchall()
+        if not rows:
+            return None
         for raw_id, count in sorted(rows, key=lambda r: -int(r[1])):
             form_id = webform.as_id(raw_id)
+            if count < EARLY_FORM_PAGES * SUBMISSIONS_PER_PAGE:
+                break
             if form_id is None or form_id in self._started or self._status(form_id) is not None:
                 continue
             self._known(form_id, "", False, None)
             # its submissions the history kept: a guess of its length until the list says
             self._start(_Form(form_id, "", int(count)))
+        return max(int(count) for _, count in rows) / SUBMISSIONS_PER_PAGE
 
-    async def _fetch_list(self, client: SalesmapClient) -> None:
+    async def _fetch_list(self, client: SalesmapClient, longest: float | None = None) -> None:
+        """The form list, then every form it shows. It heads the chains of the forms not
+        started yet: at the pacer it ranks as one page more than the longest form the history
+        shows (`longest`; with no history, above every chain: a form may be the longest)."""
         with self._locked():
             self.conn.execute(
                 f"INSERT OR REPLACE INTO {STATE_TABLE} (webFormId, status, dropped) "
@@ -187,9 +195,9 @@ class WebformPass:
             )
         listed: list[_Form] = []
         dropped = 0
+        priority = LIST_PRIORITY if longest is None else 1.0 + longest
         try:
-            # first at the pacer: every form's chain waits for it
-            async for page in client.iter_pages(WEBFORM_LIST, priority=lambda: LIST_PRIORITY):
+            async for page in client.iter_pages(WEBFORM_LIST, priority=lambda: priority):
                 for item in page.records:
                     form_id = webform.as_id(item.get("id"))
                     if form_id is None:
