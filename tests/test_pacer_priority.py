@@ -270,3 +270,34 @@ async def test_a_slot_that_delays_a_held_chain_by_a_moment_is_not_pushed_past_it
     # into the chain's interval) waits until after the chain
     assert times["c"] == pytest.approx(1.6)
     assert times["d"] == pytest.approx(1.802 + 0.12)
+
+
+async def test_while_a_chain_ends_the_run_the_others_are_spread_over_its_time() -> None:
+    """A 30-page chain at 0.6 s a turn takes 18 s; the other 40 requests (twenty 2-page chains)
+    need 4.8 s of the pacer. Sent at the full rate they would fill the first seconds of the
+    workspace's window (another client's requests meet 429s there, and a 429 on the long
+    chain's page costs the run a turn); spread out, they end before the chain, which is never
+    delayed."""
+    vt = VirtualTime()
+    pacer = Pacer(0.12, 100, 10.0, clock=vt.clock, sleep=vt.sleep)
+    log: Log = []
+    remaining: Callable[[int], Callable[[int], float]] = lambda n: lambda i: float(n - i)  # noqa: E731
+    await vt.run(
+        [
+            _chain(pacer, vt, log, "lead", 30, 0.6, remaining(30)),
+            *(_chain(pacer, vt, log, f"form{i}", 2, 0.6, remaining(2)) for i in range(20)),
+        ]
+    )
+    _rules(log, 0.12)
+    lead = [t for t, n in log if n == "lead"]
+    gaps = [b - a for a, b in itertools.pairwise(lead)]
+    assert max(gaps[1:]) <= 0.6 + EPS  # the chain goes out on every answer
+    others = [t for t, n in log if n != "lead"]
+    assert len(others) == 40
+    # the others end in time: their last answer comes before the chain's
+    assert others[-1] + 0.6 <= lead[-1] + 0.6 + EPS
+    # and they are spread: no 10 s window holds most of them (at the full rate all 40 would
+    # have gone in the first 6 s, with the chain's pages: 40 + 10 in the window)
+    in_window = max(sum(1 for t in log if s <= t[0] < s + 10.0) for s in [x for x, _ in log])
+    assert in_window <= 45
+    assert others[-1] >= 10.0

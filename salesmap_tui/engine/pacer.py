@@ -298,7 +298,9 @@ class Pacer:
             waiting.sort(
                 key=lambda w: (
                     w.key not in critical,
-                    -w.priority * (turns.get(w.key, lead_turn) if w.key is not None else 0.0),
+                    # those not spread (see below: no chain, or no length to go by) first
+                    w.key is not None and w.priority > 0,
+                    -w.priority * turns.get(w.key or "", lead_turn),
                     -w.priority,
                     w.seq,
                 )
@@ -334,7 +336,8 @@ class Pacer:
             if w.key not in critical:
                 last_free = slot
             if dues and w.key not in critical:
-                give = HOLD_GIVE * self.min_interval
+                # a spread one has no idle interval to save: it never delays a held chain
+                give = 0.0 if w.spread else HOLD_GIVE * self.min_interval
                 for due_at in dues:  # ascending: a push only meets later dues
                     if due_at - self.min_interval + give < slot < due_at + self.min_interval:
                         # keep a critical chain's expected slot clear; this one goes after it
@@ -347,7 +350,8 @@ class Pacer:
     def _spread(self, now: float) -> tuple[float, float, float] | None:
         """(gap, time left, its turn) while critical chains end the run: the other requests
         then leave at least `gap` apart, so they end by STRETCH_SHARE of the `time left` of the
-        longest critical chain (its pages left, one `turn` each) instead of at the full rate.
+        longest critical chain (its pages left, one `turn` each), less one turn for the last
+        one's answer, instead of at the full rate.
         None when that gap is no wider than the interval (the rate is needed), when no
         critical chain is held or back (one that did not come back in time may be backing
         off), or with pacing off."""
@@ -372,9 +376,11 @@ class Pacer:
             critical_pages += pages
             rate_left -= 1.0 / turn
         free = self._pacer_work(now) - critical_pages
-        if free < 1 or left <= 0 or rate_left <= 0 or free / rate_left > STRETCH_FIT * left:
+        # the last of them must also be answered in time: one turn less to spread them over
+        room = left - lead_turn
+        if free < 1 or room <= 0 or rate_left <= 0 or free / rate_left > STRETCH_FIT * room:
             return None
-        gap = min(STRETCH_SHARE * left / free, STRETCH_MAX * self.min_interval)
+        gap = min(STRETCH_SHARE * room / free, STRETCH_MAX * self.min_interval)
         return (gap, left, lead_turn) if gap > self.min_interval else None
 
     def _grant(self, w: _Waiter, slot: float, now: float) -> None:
@@ -454,7 +460,7 @@ class Pacer:
         late (its slot moved earlier while it slept) is pushed past the chain instead."""
         if w.key in self._critical:
             return False
-        give = HOLD_GIVE * self.min_interval
+        give = 0.0 if w.spread else HOLD_GIVE * self.min_interval
         return any(
             due - self.min_interval + give < at < due + self.min_interval
             for due in self._holds.values()
