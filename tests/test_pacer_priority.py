@@ -301,3 +301,22 @@ async def test_while_a_chain_ends_the_run_the_others_are_spread_over_its_time() 
     in_window = max(sum(1 for t in log if s <= t[0] < s + 10.0) for s in [x for x, _ in log])
     assert in_window <= 45
     assert others[-1] >= 10.0
+
+
+async def test_nothing_is_spread_for_a_chain_of_unknown_length() -> None:
+    """A first run has no snapshot to guess lengths from: the lead asks with a priority that
+    only ranks it (1e12). Its time left is unknown, so the others go at the full rate."""
+    vt = VirtualTime()
+    pacer = Pacer(0.12, 100, 10.0, clock=vt.clock, sleep=vt.sleep)
+    log: Log = []
+    await vt.run(
+        [
+            _chain(pacer, vt, log, "lead", 10, 0.6, lambda i: 1e12),
+            *(_chain(pacer, vt, log, f"list{i}", 2, 0.6, lambda i: 2.0 - i) for i in range(20)),
+        ]
+    )
+    _rules(log, 0.12)
+    others = [t for t, n in log if n != "lead"]
+    assert len(others) == 40
+    # every interval the lead leaves is used: 40 + its 10 pages in 50 intervals, and a few more
+    assert others[-1] <= 50 * 0.12 + 0.6 + EPS

@@ -55,6 +55,9 @@ STRETCH_MAX = 5.0
 # would end within this share of the time left (the critical chains' slots and the room kept
 # around them leave the others fewer slots than the rate says)
 STRETCH_FIT = 0.6
+# a priority this high is a chain of unknown length (no previous snapshot to go by): its time
+# left is unknown too, so nothing is spread for it
+UNKNOWN_PAGES = 1e9
 # --concurrency auto: about rate x p90 latency + 1 requests in flight, within these bounds
 AUTO_MIN_IN_FLIGHT = 2
 AUTO_MAX_IN_FLIGHT = 16
@@ -367,6 +370,8 @@ class Pacer:
             turn = self._turns.get(key)
             if chain is None or turn is None or (key not in waiting and key not in self._holds):
                 continue
+            if chain[1] >= UNKNOWN_PAGES:
+                return None
             # a chain at the pacer still has its priority's pages to go; one that is out has
             # its answer to wait for and the pages after it
             pages = chain[1] if key in waiting else max(0.0, chain[1] - 1)
