@@ -41,10 +41,13 @@ PREP_SAMPLES = 32
 HOLD_GIVE = 0.1
 CHAIN_STALE_S = 5.0  # a chain silent this long is done or backing off: nothing is held for it
 # While critical chains end the run, the other requests have slack: they are spread to end by
-# this share of the longest critical chain's time left, not sent at the full rate. The run
-# ends no later, and the workspace's budget is left to the other integrations on the token
-# meanwhile (a 429 on a critical chain's request costs it a whole turn and the hint)
-STRETCH_SHARE = 0.9
+# this share of the longest critical chain's time left, less STRETCH_MARGIN_TURNS of its turns,
+# not sent at the full rate. The run ends no later, and the workspace's budget is left to the
+# other integrations on the token meanwhile (a 429 on a critical chain's request costs it a
+# whole turn and the hint). The plan is made again at every grant, so a share alone would
+# recede (each new plan ends a little later than the last): the turns are a fixed margin
+STRETCH_SHARE = 0.95
+STRETCH_MARGIN_TURNS = 2.0  # one for the last one's answer, one to spare
 # a chain that needs at least this share of that time itself is not spread (waiting a spread
 # gap at each of its turns could make it end the run)
 STRETCH_EXEMPT = 0.5
@@ -353,8 +356,8 @@ class Pacer:
     def _spread(self, now: float) -> tuple[float, float, float] | None:
         """(gap, time left, its turn) while critical chains end the run: the other requests
         then leave at least `gap` apart, so they end by STRETCH_SHARE of the `time left` of the
-        longest critical chain (its pages left, one `turn` each), less one turn for the last
-        one's answer, instead of at the full rate.
+        longest critical chain (its pages left, one `turn` each), less STRETCH_MARGIN_TURNS of
+        its turns, instead of at the full rate.
         None when that gap is no wider than the interval (the rate is needed), when no
         critical chain is held or back (one that did not come back in time may be backing
         off), or with pacing off."""
@@ -365,6 +368,7 @@ class Pacer:
         lead_turn = 0.0
         critical_pages = 0.0
         rate_left = 1.0 / self.min_interval  # what the critical chains leave the others
+        held = 0.0  # the share of time the room kept around their slots takes
         for key in self._critical:
             chain = self._chains.get(key)
             turn = self._turns.get(key)
@@ -380,12 +384,15 @@ class Pacer:
                 left, lead_turn = due + pages * turn, turn
             critical_pages += pages
             rate_left -= 1.0 / turn
+            held += 2 * self.min_interval / turn
         free = self._pacer_work(now) - critical_pages
-        # the last of them must also be answered in time: one turn less to spread them over
-        room = left - lead_turn
+        room = STRETCH_SHARE * left - STRETCH_MARGIN_TURNS * lead_turn
         if free < 1 or room <= 0 or rate_left <= 0 or free / rate_left > STRETCH_FIT * room:
             return None
-        gap = min(STRETCH_SHARE * room / free, STRETCH_MAX * self.min_interval)
+        # a spread slot that meets the room kept around a held chain's slot is pushed past it
+        # (by an interval, on average): the gap is narrower by as much, on average
+        gap = room / free - min(1.0, held) * self.min_interval
+        gap = min(gap, STRETCH_MAX * self.min_interval)
         return (gap, left, lead_turn) if gap > self.min_interval else None
 
     def _grant(self, w: _Waiter, slot: float, now: float) -> None:
