@@ -230,7 +230,18 @@ def test_dashboard_attached(snap_compare: Any, tmp_path: Path, size: tuple[int, 
             app.now.advance(advance)
             app.dashboard.apply(event)
         # the retry log lays out its columns and scrolls to its end after a resize, a frame
-        # later: one pause was not always enough on a loaded machine (a CI run caught it)
+        # later: one pause was not always enough on a loaded machine (a CI run caught it), nor
+        # were three frames (it failed one run in two): its scroll is waited for in time too
+        await settle(pilot)
+        from textual.widgets import DataTable
+
+        table = app.dashboard.query_one("#retry-log", DataTable)
+        seen: list[tuple[float, float]] = []
+        for _ in range(40):  # at most 2 s: until it shows its newest entry, three times alike
+            await pilot.pause(0.05)
+            seen.append((table.scroll_y, table.max_scroll_y))
+            if len(seen) >= 3 and len(set(seen[-3:])) == 1 and seen[-1][0] >= seen[-1][1]:
+                break
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)

@@ -476,6 +476,14 @@ class DashboardScreen(KeyedScreen):
         while table.row_count > len(view.retries):
             table.remove_row(next(iter(table.rows)))
         table.scroll_end(animate=False, immediate=False, x_axis=False)
+        # and once more after the next layout: rows added with their columns' widths changing
+        # can grow the table after that scroll was computed, leaving the newest entry below
+        self.call_after_refresh(self._log_to_end)
+
+    def _log_to_end(self) -> None:
+        table = next(self.query("#retry-log").results(DataTable), None)
+        if table is not None and table.is_mounted:
+            table.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def _log_cells(self, entry: RetryEntry) -> tuple[Text, ...]:
         now = self.context.now()
