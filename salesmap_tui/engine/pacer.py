@@ -293,14 +293,14 @@ class Pacer:
         waiting = self._pending
         critical = self._critical
         spread = self._spread(now) if critical else None
+        gap, left, lead_turn = spread or (0.0, 0.0, 0.0)
+        turns = self._turns
         if spread is None:
             waiting.sort(key=lambda w: (w.key not in critical, -w.priority, w.seq))
         else:
             # spread out, the other chains go longest remaining time first (pages left times
             # their turn), so a short chain of slow pages is not starved behind a long one of
             # quick pages and left to end the run
-            lead_turn = spread[2]
-            turns = self._turns
             waiting.sort(
                 key=lambda w: (
                     w.key not in critical,
@@ -329,23 +329,21 @@ class Pacer:
             slot = self._earliest(now, given)
             w.spread = False
             if spread is not None and w.key not in critical:
-                gap, left, lead_turn = spread
                 # a request of no known chain, or of a chain whose length is unknown (no
                 # pages left by its guess), is not spread: its work may be more than it says
-                exempt = w.key is None or w.priority <= 0
-                if not exempt:
-                    turn = self._turns.get(w.key, lead_turn) if w.key is not None else 0.0
-                    exempt = w.priority * turn >= STRETCH_EXEMPT * left
+                exempt = (
+                    w.key is None
+                    or w.priority <= 0
+                    or w.priority * turns.get(w.key, lead_turn) >= STRETCH_EXEMPT * left
+                )
                 if last_free is not None and not exempt and last_free + gap > slot:
                     slot = last_free + gap
                     w.spread = True
             if w.key not in critical:
                 last_free = slot
             if dues and w.key not in critical:
-                # a spread one has no idle interval to save: it never delays a held chain
-                give = 0.0 if w.spread else HOLD_GIVE * self.min_interval
                 for due_at in dues:  # ascending: a push only meets later dues
-                    if due_at - self.min_interval + give < slot < due_at + self.min_interval:
+                    if self._in_hold(w, slot, due_at):
                         # keep a critical chain's expected slot clear; this one goes after it
                         slot = due_at + self.min_interval
             w.slot = slot
@@ -400,7 +398,7 @@ class Pacer:
         if self.window_s > 0:
             self._slots.append(slot)
         self._last_slot = slot
-        if w.key is None or w.key not in self._critical:
+        if w.key not in self._critical:
             self._last_free = slot
         self.in_flight += 1
         if w.key is not None:
@@ -472,12 +470,14 @@ class Pacer:
         late (its slot moved earlier while it slept) is pushed past the chain instead."""
         if w.key in self._critical:
             return False
+        return any(self._in_hold(w, at, due) for due in self._holds.values())
+
+    def _in_hold(self, w: _Waiter, at: float, due: float) -> bool:
+        """Whether a slot at `at` takes the interval kept clear around a held chain's request
+        due at `due`; one at most HOLD_GIVE into it goes (the chain waits that moment), but
+        not a spread one: it has no idle interval to save."""
         give = 0.0 if w.spread else HOLD_GIVE * self.min_interval
-        return any(
-            due - self.min_interval + give < at < due + self.min_interval
-            for due in self._holds.values()
-            if due + self.min_interval > at
-        )
+        return due - self.min_interval + give < at < due + self.min_interval
 
     def _may_go(self, now: float, lead: float = 0.0) -> bool:
         if self._halted:
