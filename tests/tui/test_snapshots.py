@@ -229,9 +229,9 @@ def test_dashboard_attached(snap_compare: Any, tmp_path: Path, size: tuple[int, 
         for advance, event in recorded_run(tmp_path):
             app.now.advance(advance)
             app.dashboard.apply(event)
-        # the retry log lays out its columns and scrolls to its end after a resize, a frame
-        # later: one pause was not always enough on a loaded machine (a CI run caught it), nor
-        # were three frames (it failed one run in two): its scroll is waited for in time too
+        # the retry log lays out its columns after a resize, a frame later, and stays anchored
+        # at its end; the picture waits until its scroll is at its end and steady (the stored
+        # picture once showed it short of its end: the scroll ran before the table grew)
         await settle(pilot)
         from textual.widgets import DataTable
 

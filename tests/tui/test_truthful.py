@@ -94,7 +94,7 @@ async def test_first_open_says_there_is_no_run_and_nothing_animates(tmp_path: Pa
 
 
 async def test_cancel_leaves_every_row_in_its_real_state(tmp_path: Path) -> None:
-    config = SandboxConfig(seed=6, scale=600, forms=2, latency_ms=20, rate_limit=0)
+    config = SandboxConfig(seed=6, scale=4000, forms=2, latency_ms=40, rate_limit=0)
     with SandboxServer(config) as server:
         app = sandbox_app(tmp_path, server, checkpoint_interval=1, concurrency=2)
         async with app.run_test(size=(120, 36)) as pilot:

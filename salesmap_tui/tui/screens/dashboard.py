@@ -81,7 +81,14 @@ LOG_NARROW = {"time": 8, "endpoint": 8, "wait": 7}
 
 
 class RetryLog(DataTable[Text]):
-    """The retry log; when its width changes the dashboard gives the cause column the rest."""
+    """The retry log; when its width changes the dashboard gives the cause column the rest.
+
+    It is anchored: each layout keeps its newest entry in view (rows whose column widths change
+    grow the table after a scroll was computed), until the user moves up to an older entry.
+    """
+
+    def on_mount(self) -> None:
+        self.anchor()
 
     def on_resize(self) -> None:
         screen = self.screen
@@ -475,15 +482,8 @@ class DashboardScreen(KeyedScreen):
         self._log_seen = total
         while table.row_count > len(view.retries):
             table.remove_row(next(iter(table.rows)))
+        # a new entry brings the log back to its end (and re-anchors it there)
         table.scroll_end(animate=False, immediate=False, x_axis=False)
-        # and once more after the next layout: rows added with their columns' widths changing
-        # can grow the table after that scroll was computed, leaving the newest entry below
-        self.call_after_refresh(self._log_to_end)
-
-    def _log_to_end(self) -> None:
-        table = next(self.query("#retry-log").results(DataTable), None)
-        if table is not None and table.is_mounted:
-            table.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def _log_cells(self, entry: RetryEntry) -> tuple[Text, ...]:
         now = self.context.now()
