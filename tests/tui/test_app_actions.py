@@ -245,6 +245,35 @@ async def test_dashboard_draws_progress_at_most_once_per_interval(tmp_path: Path
         assert "5 pages · 250 rows" in rendered(detail)
 
 
+async def test_retry_log_follows_its_end_until_the_user_moves_up(tmp_path: Path) -> None:
+    """New entries keep the newest in view; an older entry the user moved to stays in view."""
+    from textual.widgets import DataTable
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for n in range(12):
+            app.post_message(
+                EngineEventMessage(RequestRetried("deal", n + 1, 14, 503, f"503 n{n}", 1.0, "x"))
+            )
+        await pilot.pause()
+        await pilot.pause()
+        log = app.dashboard.query_one("#retry-log", DataTable)
+        assert log.max_scroll_y > 0  # more entries than lines: the test means something
+        assert log.scroll_y == log.max_scroll_y
+        log.focus()
+        await pilot.press("down")  # the cursor starts on the oldest: the next one is out of view
+        await pilot.pause()
+        assert log.cursor_row == 1 and log.scroll_y <= 1
+        log.refresh(layout=True)  # a layout (a column change, a resize) must not pull it back
+        await pilot.pause()
+        await pilot.pause()
+        assert log.cursor_row == 1 and log.scroll_y <= 1
+        app.post_message(EngineEventMessage(RequestRetried("memo", 1, 4, 503, "new", 1.0, "x")))
+        await pilot.pause()
+        await pilot.pause()
+        assert log.scroll_y == log.max_scroll_y  # a new entry brings the end back into view
+
+
 async def test_retry_log_shows_a_cut_cause_whole(tmp_path: Path) -> None:
     cause = "503 일시적인 오류가 발생했습니다. 잠시 후 다시 시도해주세요."
     app = make_app(tmp_path)
