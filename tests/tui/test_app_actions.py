@@ -246,32 +246,42 @@ async def test_dashboard_draws_progress_at_most_once_per_interval(tmp_path: Path
 
 
 async def test_retry_log_follows_its_end_until_the_user_moves_up(tmp_path: Path) -> None:
-    """New entries keep the newest in view; an older entry the user moved to stays in view."""
+    """New entries keep the newest in view and highlighted; an older one the user moved to stays."""
     from textual.widgets import DataTable
+
+    def entry(endpoint: str, n: int) -> EngineEventMessage:
+        return EngineEventMessage(RequestRetried(endpoint, n, 20, 503, f"503 n{n}", 1.0, "x"))
 
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         for n in range(12):
-            app.post_message(
-                EngineEventMessage(RequestRetried("deal", n + 1, 14, 503, f"503 n{n}", 1.0, "x"))
-            )
+            app.post_message(entry("deal", n + 1))
         await pilot.pause()
         await pilot.pause()
         log = app.dashboard.query_one("#retry-log", DataTable)
+        detail = app.dashboard.query_one("#retry-detail", Static)
         assert log.max_scroll_y > 0  # more entries than lines: the test means something
-        assert log.scroll_y == log.max_scroll_y
+        assert log.scroll_y == log.max_scroll_y and log.cursor_row == 11
+        assert "n12" in rendered(detail, width=200)  # the line below is the newest, in view
         log.focus()
-        await pilot.press("down")  # the cursor starts on the oldest: the next one is out of view
+        await pilot.press(*["up"] * 10)  # to an older entry, out of the end's view
         await pilot.pause()
         assert log.cursor_row == 1 and log.scroll_y <= 1
         log.refresh(layout=True)  # a layout (a column change, a resize) must not pull it back
         await pilot.pause()
         await pilot.pause()
         assert log.cursor_row == 1 and log.scroll_y <= 1
-        app.post_message(EngineEventMessage(RequestRetried("memo", 1, 4, 503, "new", 1.0, "x")))
+        app.post_message(entry("memo", 13))  # nor a new entry: the user is reading
         await pilot.pause()
         await pilot.pause()
-        assert log.scroll_y == log.max_scroll_y  # a new entry brings the end back into view
+        assert log.cursor_row == 1 and log.scroll_y <= 1
+        assert "n2" in rendered(detail, width=200)
+        await pilot.press(*["down"] * 11)  # back at the newest: the log follows again
+        app.post_message(entry("memo", 14))
+        await pilot.pause()
+        await pilot.pause()
+        assert log.cursor_row == 13 and log.scroll_y == log.max_scroll_y
+        assert "n14" in rendered(detail, width=200)
 
 
 async def test_retry_log_shows_a_cut_cause_whole(tmp_path: Path) -> None:
@@ -284,11 +294,11 @@ async def test_retry_log_shows_a_cut_cause_whole(tmp_path: Path) -> None:
             )
         await pilot.pause()
         detail = app.dashboard.query_one("#retry-detail", Static)
-        # the first entry is highlighted; the column cuts the cause, the line below does not
+        # the newest entry is highlighted; the column cuts the cause, the line below does not
         assert detail.display
         assert cause in rendered(detail, width=200)
-        assert "deal" in rendered(detail, width=200)
+        assert "memo" in rendered(detail, width=200)
         log = app.dashboard.query_one("#retry-log")
         log.focus()
-        await pilot.press("down")
-        assert "memo" in rendered(detail, width=200)
+        await pilot.press("up")
+        assert "deal" in rendered(detail, width=200)

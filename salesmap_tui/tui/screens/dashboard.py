@@ -84,7 +84,8 @@ class RetryLog(DataTable[Text]):
     """The retry log; when its width changes the dashboard gives the cause column the rest.
 
     It is anchored: each layout keeps its newest entry in view (rows whose column widths change
-    grow the table after a scroll was computed), until the user moves up to an older entry.
+    grow the table after a scroll was computed), until the user moves up to an older entry;
+    moving back down to the newest follows the log again.
     """
 
     def on_mount(self) -> None:
@@ -477,13 +478,18 @@ class DashboardScreen(KeyedScreen):
             return
         if self._log_seen == 0 and table.row_count:
             table.clear()
+        # the log follows its newest entry (highlighted, so the line below shows it whole)
+        # unless the user moved the cursor to an older one: that one stays where it is
+        following = table.row_count == 0 or table.cursor_row >= table.row_count - 1
         for entry in entries:
             table.add_row(*self._log_cells(entry))
         self._log_seen = total
         while table.row_count > len(view.retries):
             table.remove_row(next(iter(table.rows)))
-        # a new entry brings the log back to its end (and re-anchors it there)
-        table.scroll_end(animate=False, immediate=False, x_axis=False)
+        if following:
+            table.move_cursor(row=table.row_count - 1, animate=False, scroll=False)
+            # and re-anchors it at its end (the anchor keeps it there through layouts)
+            table.scroll_end(animate=False, immediate=False, x_axis=False)
 
     def _log_cells(self, entry: RetryEntry) -> tuple[Text, ...]:
         now = self.context.now()
