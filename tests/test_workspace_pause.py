@@ -136,7 +136,9 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def check_pacing(entries: list[dict[str, Any]], wire: list[float]) -> None:
     """Both sides of every gap: the engine's own writes are >= 0.12 s apart (what it promises),
-    and the server's arrival log >= 0.115 s (what the API sees, its stamping included)."""
+    and the server's arrival log >= 0.11 s (what the API sees, its stamping included: a CI run
+    on a loaded 2-core machine stamped one request 5.9 ms late and the next 0.9 ms early, 0.1147 s
+    apart for requests the engine wrote 0.1214 s apart)."""
     sent = sorted(wire)
     assert len(sent) > 20
     own = min(b - a for a, b in itertools.pairwise(sent))
@@ -147,7 +149,7 @@ def check_pacing(entries: list[dict[str, Any]], wire: list[float]) -> None:
     gap, a, b = min(
         ((y["t"] - x["t"], x, y) for x, y in itertools.pairwise(ordered)), key=lambda g: g[0]
     )
-    if gap < 0.115:
+    if gap < 0.11:
         wa, wb = (min(sent, key=lambda s: abs(s - e["t"])) for e in (a, b))
         pytest.fail(
             f"{gap:.4f} s between {a} and {b} on the arrival log; the engine wrote them "
