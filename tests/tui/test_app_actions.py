@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.command import CommandPalette
-from textual.widgets import OptionList, Static
+from textual.widgets import DataTable, OptionList, Static
 from tui_fixtures import FakeClock, make_app, recorded_run, rendered
 
 from salesmap_tui.engine.events import EndpointProgress, RequestRetried
@@ -247,7 +247,6 @@ async def test_dashboard_draws_progress_at_most_once_per_interval(tmp_path: Path
 
 async def test_retry_log_follows_its_end_until_the_user_moves_up(tmp_path: Path) -> None:
     """New entries keep the newest in view and highlighted; an older one the user moved to stays."""
-    from textual.widgets import DataTable
 
     def entry(endpoint: str, n: int) -> EngineEventMessage:
         return EngineEventMessage(RequestRetried(endpoint, n, 20, 503, f"503 n{n}", 1.0, "x"))
